@@ -1,0 +1,50 @@
+"""envoi: an API's side effects (email, SMS, WhatsApp, in-app) off the request path, on BullMQ."""
+
+from envoi.config import Settings, load_settings
+from envoi.errors import (
+    ConfigError,
+    DeliveryError,
+    EnvoiError,
+    InvalidJobDataError,
+    JobError,
+    PermanentDeliveryError,
+    QueueUnavailableError,
+    TransientDeliveryError,
+    UnknownJobError,
+)
+from envoi.queue import (
+    NOTIFICATIONS_QUEUE,
+    WEBHOOKS_QUEUE,
+    EnqueueResult,
+    HandlerRegistry,
+    JobContext,
+    JobName,
+    QueueService,
+)
+from envoi.runtime import Envoi
+from envoi.sync_client import SyncClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NOTIFICATIONS_QUEUE",
+    "WEBHOOKS_QUEUE",
+    "ConfigError",
+    "DeliveryError",
+    "EnqueueResult",
+    "Envoi",
+    "EnvoiError",
+    "HandlerRegistry",
+    "InvalidJobDataError",
+    "JobContext",
+    "JobError",
+    "JobName",
+    "PermanentDeliveryError",
+    "QueueService",
+    "QueueUnavailableError",
+    "Settings",
+    "SyncClient",
+    "TransientDeliveryError",
+    "UnknownJobError",
+    "load_settings",
+]

@@ -1,0 +1,3 @@
+from envoi.cli import main
+
+main()

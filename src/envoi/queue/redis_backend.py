@@ -1,0 +1,66 @@
+"""The Redis backend: one bullmq `Queue` per name, created lazily and reused, over one redis-py client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from bullmq import Queue
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from envoi.config import Settings
+from envoi.queue.base import EnqueueResult
+
+#: What adding a job may take on a reachable Redis before the call counts as failed.
+COMMAND_TIMEOUT_S = 2.0
+
+
+def producer_client(settings: Settings) -> aioredis.Redis:
+    """A client that fails fast: one connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS.
+
+    bullmq's own client retries 20 times with backoff (about 350 s on a dead Redis); a producer sits on
+    a request path and must not.
+    """
+    kwargs = settings.redis.connection_kwargs(connect_timeout_s=settings.redis_connect_timeout_s)
+    kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
+    return aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
+
+
+class RedisBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = producer_client(settings)
+        self._queues: dict[str, Queue] = {}
+        self._budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+
+    def queue(self, name: str) -> Queue:
+        if name not in self._queues:
+            self._queues[name] = Queue(
+                name, {"connection": self.client, "prefix": self.settings.redis_prefix}
+            )
+        return self._queues[name]
+
+    async def enqueue(
+        self, queue: str, job_name: str, data: dict[str, Any], *, job_id: str | None, options: dict[str, Any]
+    ) -> EnqueueResult:
+        opts = dict(options)
+        if job_id is not None:
+            opts["jobId"] = job_id
+        # The client's own timeouts bound each step; this bounds the whole call (belt and braces).
+        job = await asyncio.wait_for(self.queue(queue).add(job_name, data, opts), self._budget_s)
+        return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
+
+    async def remove(self, queue: str, job_id: str) -> bool:
+        removed = await asyncio.wait_for(self.queue(queue).remove(job_id), self._budget_s)
+        return bool(removed)
+
+    async def ping(self) -> bool:
+        return bool(await asyncio.wait_for(self.client.ping(), self._budget_s))
+
+    async def close(self) -> None:
+        queues, self._queues = list(self._queues.values()), {}
+        for q in queues:
+            await q.close()
+        await self.client.aclose()

@@ -1,0 +1,66 @@
+"""`SyncClient`: envoi for synchronous code (Flask, Django, scripts).
+
+One event loop runs in a daemon thread per client; calls hop onto it and wait. Creating a loop per call
+(`asyncio.run`) would reconnect to Redis every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from envoi.config import Settings
+from envoi.queue.base import EnqueueResult
+from envoi.runtime import Envoi
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="envoi-client", daemon=True)
+        self._thread.start()
+        self.envoi: Envoi = self.run(self._build(settings))
+
+    @staticmethod
+    async def _build(settings: Settings | None) -> Envoi:
+        return Envoi(settings)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the client's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def enqueue(
+        self,
+        queue: str,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        job_id: str | None = None,
+        delay: float | timedelta | None = None,
+        **options: Any,
+    ) -> EnqueueResult:
+        return self.run(
+            self.envoi.queue.enqueue(queue, job_name, data, job_id=job_id, delay=delay, **options)
+        )
+
+    def remove(self, queue: str, job_id: str) -> bool:
+        return self.run(self.envoi.queue.remove(queue, job_id))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self.run(self.envoi.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

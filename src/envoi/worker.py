@@ -1,0 +1,208 @@
+"""The worker process: a bullmq `Worker` per queue whose processor looks the job name up in the registry.
+
+Retry versus dead letter is decided by the error class (`envoi.errors.is_permanent`): a permanent error
+becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+from bullmq import UnrecoverableError
+from bullmq import Worker as BullWorker
+
+from envoi import metrics
+from envoi.errors import TransientDeliveryError, is_permanent
+from envoi.queue.jobs import FinalFailure, JobContext
+from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.runtime import Envoi
+
+log = logging.getLogger("envoi.worker")
+
+#: Job options kept with a dead letter, so that a retry re-creates the job as it was.
+KEPT_OPTIONS = ("attempts", "backoff", "delay", "priority", "lifo", "removeOnComplete", "removeOnFail")
+
+
+def job_options(job: Any) -> dict[str, Any]:
+    opts = {key: job.opts[key] for key in KEPT_OPTIONS if key in job.opts}
+    opts["jobId"] = str(job.id)
+    return opts
+
+
+def is_final_failure(job: Any, error: BaseException) -> bool:
+    """After bullmq's moveToFailed: no attempt left, or an error that forbids retries."""
+    return isinstance(error, UnrecoverableError) or job.attemptsMade >= int(job.opts.get("attempts") or 1)
+
+
+def final_failure(queue: str, job: Any) -> FinalFailure:
+    return FinalFailure(
+        queue=queue,
+        job_name=job.name,
+        data=job.data,
+        options=job_options(job),
+        error_message=job.failedReason or "",
+        stacktrace=list(job.stacktrace or []),
+        attempts_made=int(job.attemptsMade),
+        job_id=str(job.id),
+        finished_on=int(job.finishedOn) if job.finishedOn else None,
+    )
+
+
+def _stretch_backoff(job: Any, retry_after_s: float) -> None:
+    """Honour a provider's Retry-After when it is longer than the job's own backoff.
+
+    bullmq computes the next delay from `job.opts["backoff"]` in memory when the processor raises, and
+    does not write the options back: overriding them here affects this one retry only.
+    """
+    backoff = job.opts.get("backoff") or {}
+    base = int(backoff.get("delay", 0)) if isinstance(backoff, dict) else int(backoff)
+    kind = backoff.get("type") if isinstance(backoff, dict) else "fixed"
+    planned = base * 2 ** int(job.attemptsMade) if kind == "exponential" else base
+    wanted = round(retry_after_s * 1000)
+    if wanted > planned:
+        job.opts = {**job.opts, "backoff": {"type": "fixed", "delay": wanted}}
+
+
+class Worker:
+    """Runs the handlers of `envoi.registry` for jobs taken from Redis."""
+
+    def __init__(
+        self,
+        envoi: Envoi,
+        *,
+        queues: Sequence[str] = (NOTIFICATIONS_QUEUE,),
+        concurrency: int | None = None,
+    ) -> None:
+        self.envoi = envoi
+        self.settings = envoi.settings
+        self.queues = tuple(queues)
+        self.concurrency = concurrency or self.settings.worker_concurrency
+        self._workers: dict[str, BullWorker] = {}
+        self._runs: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[Any]] = set()
+        #: Coroutines run alongside the worker until it stops (the dead-letter reconciler is one).
+        self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._companion_tasks: list[asyncio.Task[None]] = []
+
+    def worker_options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
+            "connection": s.redis.connection_kwargs(connect_timeout_s=s.redis_connect_timeout_s),
+            "prefix": s.redis_prefix,
+            "concurrency": self.concurrency,
+            "lockDuration": s.worker_lock_duration_ms,
+            "stalledInterval": s.worker_stalled_interval_ms,
+            "maxStalledCount": s.worker_max_stalled_count,
+            "drainDelay": s.worker_drain_delay_s,
+            "autorun": False,
+        }
+
+    async def start(self) -> None:
+        for queue in self.queues:
+            worker = BullWorker(queue, self._processor(queue), self.worker_options())
+            worker.on("completed", self._on_completed(queue))
+            worker.on("failed", self._on_failed(queue))
+            worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
+            self._workers[queue] = worker
+            self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
+        self._companion_tasks = [asyncio.create_task(companion()) for companion in self.companions]
+        log.info(
+            "Notifications worker started (queues: %s, concurrency %d)",
+            ", ".join(self.queues),
+            self.concurrency,
+        )
+
+    def _processor(self, queue: str) -> Callable[[Any, str], Awaitable[Any]]:
+        registry = self.envoi.registry
+
+        async def process(job: Any, token: str) -> Any:
+            context = JobContext(
+                queue=queue,
+                name=job.name,
+                data=job.data if isinstance(job.data, dict) else {"value": job.data},
+                job_id=str(job.id),
+                attempt=int(job.attemptsMade) + 1,
+                max_attempts=int(job.opts.get("attempts") or 1),
+                mode="queued",
+            )
+            started = time.perf_counter()
+            try:
+                return await registry.run(context)
+            except Exception as exc:
+                if is_permanent(exc):
+                    raise UnrecoverableError(str(exc)) from exc
+                if isinstance(exc, TransientDeliveryError) and exc.retry_after:
+                    _stretch_backoff(job, exc.retry_after)
+                raise
+            finally:
+                metrics.JOB_DURATION.labels(queue, job.name).observe(time.perf_counter() - started)
+
+        return process
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        # bullmq calls listeners synchronously: an async listener must be scheduled, and kept referenced.
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _on_completed(self, queue: str) -> Callable[..., None]:
+        def listener(job: Any, _result: Any = None, *_: Any) -> None:
+            metrics.JOBS_COMPLETED.labels(queue, job.name).inc()
+
+        return listener
+
+    def _on_failed(self, queue: str) -> Callable[..., None]:
+        def listener(job: Any, error: BaseException, *_: Any) -> None:
+            final = is_final_failure(job, error)
+            metrics.JOBS_FAILED.labels(queue, job.name, str(final).lower()).inc()
+            level = logging.ERROR if final else logging.INFO
+            log.log(level, "Job %s %s (attempt %s) failed: %s", job.name, job.id, job.attemptsMade, error)
+            if final:
+                self._spawn(self._record(final_failure(queue, job)))
+
+        return listener
+
+    async def _record(self, failure: FinalFailure) -> None:
+        for recorder in self.envoi.recorders:
+            try:
+                await recorder.record(failure)
+            except Exception:
+                # The reconciler finds what this missed in bullmq's failed set.
+                log.exception("Could not record the final failure of job %s", failure.job_id)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop taking jobs; let running ones finish for up to `timeout` seconds, then abandon them
+        (their locks expire and another worker takes them up again)."""
+        timeout = self.settings.worker_shutdown_timeout_s if timeout is None else timeout
+        for task in self._companion_tasks:
+            task.cancel()
+        workers = list(self._workers.values())
+        graceful = asyncio.gather(*(w.close() for w in workers))
+        try:
+            await asyncio.wait_for(asyncio.shield(graceful), timeout)
+        except TimeoutError:
+            log.warning("Jobs still running after %.0fs: closing the worker anyway", timeout)
+            await asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+        await asyncio.gather(*self._runs, *self._pending, *self._companion_tasks, return_exceptions=True)
+        self._workers.clear()
+        self._runs.clear()
+        log.info("Notifications worker stopped")
+
+    async def run_until_signalled(self) -> None:
+        """The `envoi worker` main loop: run until SIGTERM or SIGINT, then close gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("Signal received: finishing running jobs")
+            await self.close()

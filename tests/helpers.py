@@ -1,0 +1,39 @@
+"""Waiting on state, never on sleep: poll a condition until it holds or a deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], T | Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> T:
+    """Return the first truthy value of `probe()` (sync or async); fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        last = value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+        await asyncio.sleep(interval)  # a polling interval, not a synchronisation
+
+
+async def job_state(envoi: Any, queue: str, job_id: str) -> str:
+    """bullmq's state of a job ('waiting', 'delayed', 'active', 'completed', 'failed' or 'unknown')."""
+    assert envoi.queue.redis is not None
+    return str(await envoi.queue.redis.queue(queue).getJobState(job_id))
