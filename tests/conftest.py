@@ -24,6 +24,9 @@ from envoi.queue.jobs import HandlerRegistry
 from envoi.runtime import Envoi
 from envoi.worker import Worker
 
+#: The SMTP sink, the Twilio stand-in and settings pointing at them (tests/fixtures/).
+pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.twilio", "tests.fixtures.delivery"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
