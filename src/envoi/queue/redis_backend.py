@@ -49,7 +49,9 @@ class RedisBackend:
         if job_id is not None:
             opts["jobId"] = job_id
         # The client's own timeouts bound each step; this bounds the whole call (belt and braces).
-        job = await asyncio.wait_for(self.queue(queue).add(job_name, data, opts), self._budget_s)
+        # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
+        async with asyncio.timeout(self._budget_s):
+            job = await self.queue(queue).add(job_name, data, opts)
         return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
 
     async def remove(self, queue: str, job_id: str) -> bool:

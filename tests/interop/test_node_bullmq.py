@@ -1,0 +1,93 @@
+"""Wire compatibility with Node BullMQ, both ways, through a real Redis.
+
+The `bullmq` npm package is installed into tests/interop/node by the first test that needs it (from
+package-lock.json). Skipped, with the reason shown, where `node`/`npm` are absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envoi.config import Settings
+from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry
+from envoi.runtime import Envoi
+from tests.fixtures.smtp import SmtpSink
+from tests.helpers import eventually
+
+NODE_DIR = Path(__file__).with_name("node")
+
+
+@pytest.fixture(scope="session")
+def node_bullmq() -> Path:
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node/npm not installed: Node BullMQ interoperability not tested here")
+    if not (NODE_DIR / "node_modules" / "bullmq").exists():
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--omit-lockfile-registry-resolved"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stderr[-2000:]}")
+    return NODE_DIR
+
+
+async def node(node_dir: Path, script: str, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "node", script, *args, cwd=node_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
+async def test_send_email_added_by_node_is_delivered_by_an_envoi_worker(
+    node_bullmq: Path,
+    delivery_settings: Settings,
+    make_envoi: Any,
+    start_worker: Any,
+    smtp_sink: SmtpSink,
+) -> None:
+    envoi: Envoi = make_envoi(delivery_settings)
+    await start_worker(envoi)
+    # The original NestJS system's SEND_EMAIL data, byte for byte.
+    data = {
+        "to": "lead@example.com",
+        "subject": "Votre rendez-vous est confirmé",
+        "html": "<p>Bonjour Jeanne</p>",
+        "text": "Bonjour Jeanne",
+        "metadata": {"userId": "u_1", "organizationId": "org_1", "templateKey": "appointment-confirmation"},
+    }
+    job_id = await node(
+        node_bullmq, "produce.js", delivery_settings.redis_url or "", delivery_settings.redis_prefix,
+        "SEND_EMAIL", json.dumps(data),
+    )  # fmt: skip
+    assert job_id
+    [received] = await eventually(lambda: smtp_sink.messages, timeout=20, message="the email")
+    assert received.rcpt_tos == ["lead@example.com"]
+    assert received.message["Subject"] == "Votre rendez-vous est confirmé"
+    assert received.text is not None and "Bonjour Jeanne" in received.text
+
+
+async def test_job_added_by_envoi_is_processed_by_a_node_worker(
+    node_bullmq: Path, settings: Settings, make_envoi: Any
+) -> None:
+    envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
+    data = {"userId": "u_1", "title": "Bienvenue", "message": "Bonjour", "metadata": {"k": "v"}}
+    result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "CREATE_INAPP_NOTIFICATION", data)
+    seen = json.loads(await node(node_bullmq, "work.js", settings.redis_url or "", settings.redis_prefix))
+    assert seen["id"] == result.job_id
+    assert seen["name"] == "CREATE_INAPP_NOTIFICATION"
+    assert seen["data"] == data
+    assert seen["opts"]["attempts"] == 5
+    assert seen["opts"]["backoff"] == {"type": "exponential", "delay": settings.job_backoff_delay_ms}
+    assert seen["opts"]["removeOnComplete"] is True
