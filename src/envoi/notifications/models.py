@@ -1,0 +1,83 @@
+"""The appointment a flow is about, as the API receives it (camelCase on the wire, snake_case in Python).
+
+Validation errors name the field by its wire name (`lead.phone`, `scheduledAt`), so the HTTP layer can
+hand pydantic's errors back as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic.alias_generators import to_camel
+
+#: The locales with templates (`envoi.config.LOCALES`), spelled out so the OpenAPI schema lists them.
+Locale = Literal["fr", "en"]
+
+
+def _e164(value: str) -> str:
+    """Any valid international number, returned in E.164 (`+33612345678`): Twilio wants exactly that."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be an international phone number such as +33612345678") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (expected an IANA name such as Europe/Paris)"
+        ) from None
+    return value
+
+
+Phone = Annotated[str, AfterValidator(_e164)]
+TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True, extra="forbid"
+    )
+
+
+class Lead(_Wire):
+    first_name: Name
+    email: EmailStr
+    phone: Phone | None = None
+
+
+class Closer(_Wire):
+    first_name: Name
+    last_name: Name
+    email: EmailStr | None = None
+    phone: Phone | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Appointment(_Wire):
+    #: Goes into job ids and idempotency keys (`reminder:{appointmentId}:day`): no colons, no spaces.
+    appointment_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Naive datetimes are refused: a reminder an hour off is worse than a 422.
+    scheduled_at: AwareDatetime
+    duration_minutes: int = Field(gt=0, le=24 * 60)
+    visio_url: HttpUrl | None = None
+    #: The lead's time zone and language; the settings' defaults when absent.
+    timezone: TimeZoneName | None = None
+    locale: Locale | None = None
+    #: RFC 5545 SEQUENCE of the calendar invitation: the caller bumps it when the appointment changes,
+    #: so calendars replace the event instead of ignoring the update.
+    sequence: int = Field(0, ge=0)
+    lead: Lead
+    closer: Closer

@@ -1,0 +1,321 @@
+"""`NotificationsService`: the product's flows (verification, invitation, appointment confirmation and
+reminders, abandon recovery, in-app) turned into notification jobs.
+
+Each message is rendered here, in the recipient's locale and time zone, and enqueued with a
+deterministic idempotency key (the ledger sends it once) which is also its bullmq job id (a second
+`add` while the first job waits is ignored). Keys hold no address or token in clear: job ids end up in
+Redis keys and log lines. Whether a job goes through Redis or runs inline is the queue's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from envoi.notifications import ics
+from envoi.notifications.models import Appointment
+from envoi.notifications.reminders import (
+    FOLLOWUP_DELAY,
+    REMINDER_OFFSETS,
+    ScheduledReminder,
+    followup_job_id,
+    reminder_job_id,
+    reminder_job_ids,
+    stamp,
+)
+from envoi.notifications.rendering import Rendered, Renderer
+from envoi.queue.base import EnqueueResult
+from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
+
+if TYPE_CHECKING:
+    from envoi.runtime import Envoi
+
+#: The original product's lifetimes, stated in the messages.
+VERIFICATION_EXPIRES_MINUTES = 15
+INVITATION_EXPIRES_DAYS = 7
+#: The confirmation shows the video link only this close to the start, as the original did.
+VISIO_LINK_WINDOW = timedelta(hours=48)
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+class NotificationsService:
+    def __init__(self, envoi: Envoi) -> None:
+        self.settings = envoi.settings
+        self.queue = envoi.queue
+        self.renderer = Renderer(default_timezone=self.settings.default_timezone)
+        #: The sender's display name ("Acme <no-reply@acme.test>") names the product in messages.
+        self.brand = parseaddr(self.settings.email_from)[0] or "envoi"
+        self.frontend_url = self.settings.frontend_url.rstrip("/")
+
+    # --- building blocks ---------------------------------------------------------------------------
+
+    def _render(self, template: str, locale: str | None, **context: Any) -> Rendered:
+        return self.renderer.render(
+            template, locale or self.settings.default_locale, brand=self.brand, **context
+        )
+
+    def _render_text(self, template: str, locale: str | None, **context: Any) -> str:
+        return self.renderer.render_text(
+            template, locale or self.settings.default_locale, brand=self.brand, **context
+        )
+
+    async def _send_email(
+        self,
+        to: str,
+        message: Rendered,
+        *,
+        key: str,
+        template: str,
+        job_id: str | None = None,
+        delay: timedelta | None = None,
+        attachments: list[dict[str, str]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> EnqueueResult:
+        data: dict[str, Any] = {
+            "to": to,
+            "subject": message.subject,
+            "html": message.html,
+            "text": message.text,
+            "metadata": {**(metadata or {}), "templateKey": template, "idempotencyKey": key},
+        }
+        if attachments:
+            data["attachments"] = attachments
+        return await self.queue.enqueue(
+            NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, data, job_id=job_id or key, delay=delay
+        )
+
+    async def _send_text(
+        self,
+        job_name: JobName,
+        to: str,
+        message: str,
+        *,
+        key: str,
+        template: str,
+        job_id: str | None = None,
+        delay: timedelta | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> EnqueueResult:
+        data = {
+            "to": to,
+            "message": message,
+            "metadata": {**(metadata or {}), "templateKey": template, "idempotencyKey": key},
+        }
+        return await self.queue.enqueue(
+            NOTIFICATIONS_QUEUE, job_name, data, job_id=job_id or key, delay=delay
+        )
+
+    async def _remove(self, job_ids: list[str]) -> list[str]:
+        removed = await asyncio.gather(*(self.queue.remove(NOTIFICATIONS_QUEUE, j) for j in job_ids))
+        return [job_id for job_id, gone in zip(job_ids, removed, strict=True) if gone]
+
+    # --- account flows -----------------------------------------------------------------------------
+
+    async def send_verification_email(
+        self, *, email: str, first_name: str, verification_token: str, locale: str | None = None
+    ) -> list[EnqueueResult]:
+        message = self._render(
+            "verification",
+            locale,
+            first_name=first_name,
+            code=verification_token,
+            expires_minutes=VERIFICATION_EXPIRES_MINUTES,
+        )
+        key = f"verification:{digest(email.lower(), verification_token)}"
+        return [await self._send_email(email, message, key=key, template="verification")]
+
+    async def send_invitation_email(
+        self,
+        *,
+        email: str,
+        organization_name: str,
+        inviter_name: str,
+        invitation_token: str,
+        role: str | None = None,
+        locale: str | None = None,
+    ) -> list[EnqueueResult]:
+        message = self._render(
+            "invitation",
+            locale,
+            organization_name=organization_name,
+            inviter_name=inviter_name,
+            role=role,
+            invite_url=f"{self.frontend_url}/invite/{quote(invitation_token, safe='')}",
+            expires_days=INVITATION_EXPIRES_DAYS,
+        )
+        key = f"invitation:{digest(email.lower(), invitation_token)}"
+        return [await self._send_email(email, message, key=key, template="invitation")]
+
+    async def send_abandon_recovery(
+        self, *, email: str, first_name: str | None = None, resume_url: str, locale: str | None = None
+    ) -> list[EnqueueResult]:
+        message = self._render("abandon_recovery", locale, first_name=first_name, resume_url=resume_url)
+        key = f"abandon-recovery:{digest(email.lower(), resume_url)}"
+        return [await self._send_email(email, message, key=key, template="abandon_recovery")]
+
+    async def create_inapp_notification(
+        self, *, user_id: str, title: str, message: str, metadata: dict[str, Any] | None = None
+    ) -> list[EnqueueResult]:
+        """A caller that may retry passes `metadata={"idempotencyKey": ...}`: it becomes the job id
+        too, and the handler makes one row per key."""
+        data: dict[str, Any] = {"userId": user_id, "title": title, "message": message}
+        if metadata is not None:
+            data["metadata"] = metadata
+        key = (metadata or {}).get("idempotencyKey")
+        return [
+            await self.queue.enqueue(
+                NOTIFICATIONS_QUEUE,
+                JobName.CREATE_INAPP_NOTIFICATION,
+                data,
+                job_id=str(key) if key else None,
+            )
+        ]
+
+    # --- appointments ------------------------------------------------------------------------------
+
+    def _appointment_context(self, appointment: Appointment, *, show_visio: bool = True) -> dict[str, Any]:
+        closer = appointment.closer
+        return {
+            "timezone": appointment.timezone or self.settings.default_timezone,
+            "first_name": appointment.lead.first_name,
+            "closer_name": closer.full_name,
+            "closer_email": closer.email,
+            "closer_phone": closer.phone,
+            "starts_at": appointment.scheduled_at,
+            "duration_minutes": appointment.duration_minutes,
+            "visio_url": str(appointment.visio_url) if appointment.visio_url and show_visio else None,
+            "confirm_url": f"{self.frontend_url}/appointments/{appointment.appointment_id}/confirm",
+            "reschedule_url": f"{self.frontend_url}/appointments/{appointment.appointment_id}/reschedule",
+        }
+
+    def _invitation_attachment(self, appointment: Appointment) -> dict[str, str]:
+        context = self._appointment_context(appointment)
+        content = ics.build_invitation(
+            appointment,
+            summary=self._render_text("appointment_ics_summary", appointment.locale, **context),
+            description=self._render_text("appointment_ics_description", appointment.locale, **context),
+            organizer_fallback=self.settings.email_from,
+        )
+        return {
+            "filename": ics.FILENAME,
+            "contentType": ics.CONTENT_TYPE,
+            "content": base64.b64encode(content).decode("ascii"),
+        }
+
+    async def send_appointment_confirmation(self, *, appointment: Appointment) -> list[EnqueueResult]:
+        """Email with the .ics invitation; SMS and WhatsApp when enabled and the lead has a phone; the
+        WhatsApp follow-up as a job delayed by 10 minutes (it outlives a restart, unlike a timer)."""
+        now = datetime.now(UTC)
+        a, lead, locale = appointment, appointment.lead, appointment.locale
+        context = self._appointment_context(a, show_visio=a.scheduled_at - now < VISIO_LINK_WINDOW)
+        meta = {"appointmentId": a.appointment_id}
+        at = stamp(a.scheduled_at)
+
+        def key(channel: str) -> str:
+            return f"appointment-confirmation:{a.appointment_id}:{channel}:{at}"
+
+        results = [
+            await self._send_email(
+                lead.email,
+                self._render("appointment_confirmation", locale, **context),
+                key=key("email"),
+                template="appointment_confirmation",
+                attachments=[self._invitation_attachment(a)],
+                metadata=meta,
+            )
+        ]
+        if lead.phone and self.settings.sms_enabled:
+            sms = self._render_text("appointment_confirmation_sms", locale, **context)
+            results.append(
+                await self._send_text(
+                    JobName.SEND_SMS,
+                    lead.phone,
+                    sms,
+                    key=key("sms"),
+                    template="appointment_confirmation_sms",
+                    metadata=meta,
+                )
+            )
+        if lead.phone and self.settings.whatsapp_enabled:
+            whatsapp = self._render_text("appointment_confirmation_whatsapp", locale, **context)
+            results.append(
+                await self._send_text(
+                    JobName.SEND_WHATSAPP,
+                    lead.phone,
+                    whatsapp,
+                    key=key("whatsapp"),
+                    template="appointment_confirmation_whatsapp",
+                    metadata=meta,
+                )
+            )
+            # Re-confirming a moved appointment replaces a follow-up that still waits.
+            await self._remove([followup_job_id(a.appointment_id)])
+            if a.scheduled_at - now > FOLLOWUP_DELAY:
+                followup = self._render_text("appointment_followup_whatsapp", locale, **context)
+                results.append(
+                    await self._send_text(
+                        JobName.SEND_WHATSAPP,
+                        lead.phone,
+                        followup,
+                        key=f"followup:{a.appointment_id}:whatsapp:{at}",
+                        template="appointment_followup_whatsapp",
+                        job_id=followup_job_id(a.appointment_id),
+                        delay=FOLLOWUP_DELAY,
+                        metadata=meta,
+                    )
+                )
+        return results
+
+    async def schedule_appointment_reminders(self, *, appointment: Appointment) -> list[ScheduledReminder]:
+        """The day-before and hour-before reminders as delayed jobs; calling again (a moved appointment)
+        replaces them. A reminder whose time has passed is not scheduled. Returns what was scheduled."""
+        a, lead = appointment, appointment.lead
+        await self._remove(reminder_job_ids(a.appointment_id))
+        context = self._appointment_context(a)
+        meta = {"appointmentId": a.appointment_id}
+        at = stamp(a.scheduled_at)
+        now = datetime.now(UTC)
+        scheduled: list[ScheduledReminder] = []
+        for kind, offset in REMINDER_OFFSETS.items():
+            run_at = a.scheduled_at.astimezone(UTC) - offset
+            if run_at <= now:
+                continue
+            delay = run_at - now
+            job_id = reminder_job_id(a.appointment_id, kind)
+            result = await self._send_email(
+                lead.email,
+                self._render(f"reminder_{kind}", a.locale, **context),
+                key=f"reminder:{a.appointment_id}:{kind}:email:{at}",
+                template=f"reminder_{kind}",
+                job_id=job_id,
+                delay=delay,
+                metadata=meta,
+            )
+            scheduled.append(ScheduledReminder(kind, "email", job_id, run_at, result))
+            if lead.phone and self.settings.sms_enabled:
+                job_id = reminder_job_id(a.appointment_id, kind, "sms")
+                result = await self._send_text(
+                    JobName.SEND_SMS,
+                    lead.phone,
+                    self._render_text(f"reminder_{kind}_sms", a.locale, **context),
+                    key=f"reminder:{a.appointment_id}:{kind}:sms:{at}",
+                    template=f"reminder_{kind}_sms",
+                    job_id=job_id,
+                    delay=delay,
+                    metadata=meta,
+                )
+                scheduled.append(ScheduledReminder(kind, "sms", job_id, run_at, result))
+        return scheduled
+
+    async def cancel_appointment_reminders(self, *, appointment_id: str) -> list[str]:
+        """Remove the reminders and the WhatsApp follow-up still waiting; returns the removed job ids.
+        (A cancelled appointment should not get "looking forward to talking with you" either.)"""
+        return await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
