@@ -1,32 +1,66 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory: routers, error answers, body limit, admin page, lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from envoi.api import errors
+from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware
+from envoi.config import load_settings
+from envoi.db.migrate import pending_message
+from envoi.errors import ConfigError
 from envoi.runtime import Envoi
+
+log = logging.getLogger("envoi.api")
+
+DESCRIPTION = """Enqueue notification jobs (email, SMS, WhatsApp, in-app) and read their outcome.
+
+`/v1/*` takes `Authorization: Bearer $ENVOI_API_KEY`; `/v1/admin/*` takes `$ENVOI_ADMIN_TOKEN` (or the
+admin page's cookie); the Twilio webhook is authenticated by Twilio's signature. The API enqueues and
+reads; workers process the jobs.
+"""
+
+
+async def check_migrated(envoi: Envoi) -> None:
+    """Refuse to serve on a database that is behind the code: routes would fail one by one."""
+    message = await asyncio.to_thread(pending_message, envoi.settings.database_url)
+    if message is not None:
+        raise ConfigError(message)
 
 
 def create_app(envoi: Envoi | None = None) -> FastAPI:
     """`envoi=None` builds one from the environment at start-up and closes it at shutdown."""
+    settings = envoi.settings if envoi is not None else load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = envoi is None
-        app.state.envoi = envoi or Envoi()
+        runtime = envoi or Envoi(settings)
         try:
+            await check_migrated(runtime)
+            app.state.envoi = runtime
             yield
         finally:
-            if owned:
-                await app.state.envoi.close()
+            if envoi is None:
+                await runtime.close()
 
-    app = FastAPI(title="envoi", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app = FastAPI(title="envoi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    if envoi is not None:
+        app.state.envoi = envoi
+    errors.install(app)
+    _include_routers(app)
+    # Added last, so outermost: the shield sees every error, the limit runs before any route.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorShieldMiddleware)
     return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from envoi.api.routes import jobs, ops, webhooks
+
+    for module in (ops, jobs, webhooks):
+        app.include_router(module.router)

@@ -1,0 +1,104 @@
+"""`Annotated` dependencies: the runtime, a database session, the services, and the two auth checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from envoi.api import auth
+from envoi.api.idempotency import IdempotencyStore
+from envoi.config import Settings
+from envoi.runtime import Envoi
+
+if TYPE_CHECKING:
+    from envoi.dead_letters.service import FailedJobService
+    from envoi.notifications.service import NotificationsService
+
+
+def get_envoi(request: Request) -> Envoi:
+    envoi: Envoi = request.app.state.envoi
+    return envoi
+
+
+EnvoiDep = Annotated[Envoi, Depends(get_envoi)]
+
+
+def get_settings(envoi: EnvoiDep) -> Settings:
+    return envoi.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(envoi: EnvoiDep) -> AsyncIterator[AsyncSession]:
+    async with envoi.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_idempotency(envoi: EnvoiDep) -> IdempotencyStore:
+    return IdempotencyStore(envoi.queue, prefix=envoi.settings.redis_prefix)
+
+
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="A repeated key answers 200 with the first request's jobId and sends nothing more.",
+    ),
+]
+
+
+def get_notifications(envoi: EnvoiDep) -> NotificationsService:
+    from envoi.notifications.service import NotificationsService
+
+    return NotificationsService(envoi)
+
+
+NotificationsDep = Annotated["NotificationsService", Depends(get_notifications)]
+
+
+def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
+    from envoi.dead_letters.service import FailedJobService
+
+    return FailedJobService(envoi)
+
+
+FailedJobsDep = Annotated["FailedJobService", Depends(get_failed_jobs)]
+
+
+# Declared for the OpenAPI document (the "Authorize" button of /docs); `envoi.api.auth` does the checking.
+_api_bearer = HTTPBearer(auto_error=False, scheme_name="apiKey", description="ENVOI_API_KEY")
+_admin_bearer = HTTPBearer(auto_error=False, scheme_name="adminToken", description="ENVOI_ADMIN_TOKEN")
+_admin_cookie = APIKeyCookie(name=auth.ADMIN_COOKIE, auto_error=False, scheme_name="adminCookie")
+
+
+def require_api_key(
+    request: Request,
+    settings: SettingsDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_bearer)],
+) -> None:
+    auth.check_bearer(request, settings.envoi_api_key, name="ENVOI_API_KEY")
+
+
+def require_admin(
+    request: Request,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+    _cookie: Annotated[str | None, Depends(_admin_cookie)],
+) -> None:
+    auth.check_admin(request, settings.envoi_admin_token)
+
+
+ApiKey = Depends(require_api_key)
+Admin = Depends(require_admin)

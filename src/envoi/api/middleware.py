@@ -1,0 +1,106 @@
+"""Pure ASGI middlewares: a request body limit, and a last-resort 500 that never shows a stack trace.
+
+Both are plain ASGI (not `BaseHTTPMiddleware`) so that they see the raw byte stream: a client that sends
+no Content-Length, or a false one, is still cut off at the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("envoi.api")
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """413 when the body is over `max_bytes`, by Content-Length or by the bytes actually received.
+
+    The body (at most `max_bytes`, 256 KiB by default) is read before the app runs and replayed to it,
+    so a rejected request never reaches a route: nothing is enqueued for it.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                # The client went away before sending its body: nothing to answer.
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await _send_json(send, 413, {"detail": f"Request body larger than {self.max_bytes} bytes"})
+
+
+class ErrorShieldMiddleware:
+    """Any exception a route lets out becomes a generic 500: logged here, never shown to the caller."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("Unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await _send_json(send, 500, {"detail": "Internal server error"})

@@ -1,0 +1,57 @@
+"""Raw jobs: `POST /v1/jobs/{jobName}` with the job's data, as a Node producer would add it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Response, status
+
+from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey
+from envoi.api.intake import Submission, submit_job
+from envoi.api.schemas import JobAccepted, ValidationProblem
+from envoi.queue.names import JobName
+
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[ApiKey])
+
+ACCEPTED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": JobAccepted, "description": "Idempotency-Key seen before: the first request's job"},
+    422: {"model": ValidationProblem, "description": "The body fails validation"},
+}
+
+EXAMPLES = {
+    "SEND_EMAIL": {"to": "jane@example.com", "subject": "Hello", "html": "<p>Hello</p>"},
+    "SEND_SMS": {"to": "+33612345678", "message": "Your code is 123456"},
+    "CREATE_INAPP_NOTIFICATION": {"userId": "user_1", "title": "Welcome", "message": "Hello"},
+}
+
+
+def accepted(submission: Submission, response: Response) -> JobAccepted:
+    """202 for a new job; 200 (and the first job's mode is not known) for a repeated key."""
+    if submission.mode is None:
+        response.status_code = status.HTTP_200_OK
+        return JobAccepted(job_id=submission.job_id, mode="queued")
+    return JobAccepted(job_id=submission.job_id, mode=submission.mode)
+
+
+@router.post(
+    "/jobs/{jobName}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses=ACCEPTED_RESPONSES,
+    summary="Enqueue one job",
+)
+async def enqueue_job(
+    job_name: Annotated[JobName, Path(alias="jobName", description="One of the four job names")],
+    envoi: EnvoiDep,
+    store: IdempotencyDep,
+    response: Response,
+    data: dict[str, Any] = Body(
+        description="The job's data (camelCase), validated with the job's model",
+        openapi_examples={name: {"value": value} for name, value in EXAMPLES.items()},
+    ),
+    idempotency_key: IdempotencyKey = None,
+) -> JobAccepted:
+    submission = await submit_job(
+        envoi, store, job_name=job_name.value, data=data, idempotency_key=idempotency_key
+    )
+    return accepted(submission, response)

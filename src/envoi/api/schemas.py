@@ -1,0 +1,186 @@
+"""Request and response bodies of the HTTP API. JSON is camelCase on the wire, snake_case in Python."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic.alias_generators import to_camel
+
+from envoi.queue.jobs import Mode
+
+Locale = Literal["fr", "en"]
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Body(Camel):
+    """A request body: unknown fields are refused rather than silently dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# --- enqueue answers ------------------------------------------------------------------------------
+
+
+class JobAccepted(Camel):
+    job_id: str
+    mode: Mode
+
+
+class FlowJob(Camel):
+    job_id: str
+    job_name: str
+
+
+class FlowAccepted(Camel):
+    jobs: list[FlowJob]
+    mode: Mode
+
+
+class ScheduledReminder(Camel):
+    kind: Literal["day", "hour"]
+    job_id: str
+    run_at: datetime
+
+
+class RemindersScheduled(Camel):
+    reminders: list[ScheduledReminder]
+
+
+class Count(Camel):
+    count: int
+
+
+# --- flows ----------------------------------------------------------------------------------------
+
+
+class VerificationEmailRequest(Body):
+    email: EmailStr
+    first_name: str = Field(min_length=1, max_length=200)
+    verification_token: str = Field(min_length=1, max_length=1000)
+    locale: Locale | None = None
+
+
+class InvitationEmailRequest(Body):
+    email: EmailStr
+    organization_name: str = Field(min_length=1, max_length=200)
+    inviter_name: str = Field(min_length=1, max_length=200)
+    invitation_token: str = Field(min_length=1, max_length=1000)
+    role: str | None = Field(None, max_length=100)
+    locale: Locale | None = None
+
+
+class AbandonRecoveryRequest(Body):
+    email: EmailStr
+    first_name: str | None = Field(None, max_length=200)
+    resume_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
+    locale: Locale | None = None
+
+
+# --- inbox ----------------------------------------------------------------------------------------
+
+
+class InAppRequest(Body):
+    title: str = Field(min_length=1, max_length=500)
+    message: str = Field(min_length=1, max_length=10_000)
+    metadata: dict[str, Any] | None = None
+
+
+class NotificationItem(Camel):
+    id: str
+    user_id: str
+    title: str
+    message: str
+    metadata: dict[str, Any] | None
+    status: str
+    read_at: datetime | None
+    created_at: datetime
+
+
+class NotificationPage(Camel):
+    items: list[NotificationItem]
+    next_cursor: str | None
+
+
+# --- admin ----------------------------------------------------------------------------------------
+
+
+class QueueState(Camel):
+    name: str
+    #: Jobs per bullmq state; null when Redis cannot be asked.
+    counts: dict[str, int] | None
+
+
+class QueuesOverview(Camel):
+    queue_enabled: bool
+    fallback_active: bool
+    queues: list[QueueState]
+
+
+class FailedJobItem(Camel):
+    id: str
+    queue_name: str
+    job_name: str
+    job_id: str | None
+    job_data: Any
+    job_options: dict[str, Any]
+    error_message: str
+    stacktrace: list[str]
+    attempts_made: int
+    status: str
+    retried_job_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FailedJobPage(Camel):
+    items: list[FailedJobItem]
+    next_cursor: str | None
+
+
+class RetryAccepted(Camel):
+    job_id: str
+
+
+class HourBucket(Camel):
+    start: datetime
+    count: int
+
+
+class FailureHistogram(Camel):
+    hours: list[HourBucket]
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+
+class Health(Camel):
+    status: Literal["ok"]
+
+
+class Readiness(Camel):
+    status: Literal["ready", "not ready"]
+    database: str
+    redis: str
+    fallback_active: bool
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    in_: str = Field(alias="in")
+    path: str
+    reason: str
+
+
+class ValidationProblem(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+class Problem(BaseModel):
+    detail: str
