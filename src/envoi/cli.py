@@ -92,12 +92,36 @@ def api(
     import uvicorn
 
     from envoi.api.app import create_app
+    from envoi.db.migrate import pending_message
 
     configure_logging()
     settings = settings_or_exit()
+    bind = host or settings.envoi_host
+    missing = [
+        name
+        for name, value in (
+            ("ENVOI_API_KEY", settings.envoi_api_key),
+            ("ENVOI_ADMIN_TOKEN", settings.envoi_admin_token),
+        )
+        if value is None
+    ]
+    if missing and bind != "127.0.0.1":
+        typer.echo(
+            f"envoi: {' and '.join(missing)} not set: refusing to serve an open API on {bind}; "
+            "set them, or bind to 127.0.0.1 (--host 127.0.0.1)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        behind = pending_message(settings.database_url)
+    except Exception as exc:
+        behind = f"Database unreachable ({type(exc).__name__}): check DATABASE_URL."
+    if behind is not None:
+        typer.echo(f"envoi: {behind}", err=True)
+        raise typer.Exit(2)
     uvicorn.run(
         create_app(),
-        host=host or settings.envoi_host,
+        host=bind,
         port=port or settings.envoi_port,
         log_level="info",
         proxy_headers=False,
