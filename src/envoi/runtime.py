@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from envoi.config import Settings, load_settings
 from envoi.db.session import Database
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
@@ -16,6 +19,9 @@ class Envoi:
         self.settings = settings or load_settings()
         self.db = Database(self.settings.database_url)
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
+        #: Given the queue names a worker serves, each returns a coroutine function the worker runs
+        #: alongside itself (`Worker.companions`): the dead-letter reconciler is one.
+        self.worker_companions: list[Callable[[tuple[str, ...]], Callable[[], Coroutine[Any, Any, None]]]] = []
         self.registry = registry if registry is not None else HandlerRegistry()
         self._install(default_handlers=registry is None)
         self.queue = QueueService(self.settings, self.registry, self.recorders)

@@ -86,7 +86,9 @@ class Worker:
         self._runs: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[Any]] = set()
         #: Coroutines run alongside the worker until it stops (the dead-letter reconciler is one).
-        self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            make(self.queues) for make in envoi.worker_companions
+        ]
         self._companion_tasks: list[asyncio.Task[None]] = []
 
     def worker_options(self) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class FailedJob(Timestamps, Base):
         Index("ix_failed_jobs_queue_name", "queue_name"),
         Index("ix_failed_jobs_job_name", "job_name"),
         Index("ix_failed_jobs_created_at", "created_at"),
+        # Filtered pages, newest first (ids are ULIDs): migration 20260118000000.
+        Index("ix_failed_jobs_queue_name_id", "queue_name", "id"),
+        Index("ix_failed_jobs_job_name_id", "job_name", "id"),
+        Index("ix_failed_jobs_status_id", "status", "id"),
         # One row per final failure: the worker's listener and the reconciler may both see it.
         UniqueConstraint("queue_name", "job_id", "finished_on", name="uq_failed_jobs_failure"),
     )

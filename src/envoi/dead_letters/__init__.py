@@ -1,4 +1,9 @@
-"""Dead letters: jobs that failed for the last time, kept in SQL (`failed_jobs`)."""
+"""Dead letters: jobs that failed for the last time, kept in SQL (`failed_jobs`).
+
+- `recorder`: the worker (and the inline fallback) insert one row per final failure;
+- `reconciler`: runs beside each worker and inserts what bullmq failed but the table missed;
+- `service`: list, show, retry, delete, count (used by `envoi dlq` and the admin API).
+"""
 
 from __future__ import annotations
 
@@ -9,4 +14,9 @@ if TYPE_CHECKING:
 
 
 def install(envoi: Envoi) -> None:
-    """Add the SQL failure recorder to `envoi.recorders`."""
+    """Add the SQL failure recorder to `envoi.recorders`, and the reconciler to every worker."""
+    from envoi.dead_letters.reconciler import companion
+    from envoi.dead_letters.recorder import SqlFailureRecorder
+
+    envoi.recorders.append(SqlFailureRecorder(envoi.db))
+    envoi.worker_companions.append(companion(envoi))

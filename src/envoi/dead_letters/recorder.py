@@ -1,0 +1,65 @@
+"""`SqlFailureRecorder`: one `failed_jobs` row per final failure, however many times it is reported.
+
+The worker's failed listener and the reconciler may both report the same failure; the unique constraint
+(queue_name, job_id, finished_on) makes the second insert a no-op (`ON CONFLICT DO NOTHING`, which both
+SQLite and PostgreSQL speak). Inline failures have no job id: each one is its own row.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from envoi.db.models import FailedJob, FailedJobStatus
+from envoi.db.session import Database
+from envoi.db.types import new_id, utcnow
+from envoi.queue.jobs import FinalFailure
+
+
+def failure_row(failure: FinalFailure) -> dict[str, Any]:
+    """The column values of a final failure (also used by the bench to build rows)."""
+    now = utcnow()
+    finished_on = failure.finished_on
+    if finished_on is None and failure.job_id is None:
+        # An inline failure happens now; the time is shown to people, it identifies nothing.
+        finished_on = round(time.time() * 1000)
+    return {
+        "id": new_id(),
+        "queue_name": failure.queue,
+        "job_name": failure.job_name,
+        "job_id": failure.job_id,
+        "job_data": failure.data,
+        "job_options": failure.options,
+        "error_message": failure.error_message,
+        "stacktrace": list(failure.stacktrace),
+        "attempts_made": failure.attempts_made,
+        "status": FailedJobStatus.FAILED.value,
+        "retried_job_id": None,
+        "finished_on": finished_on,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class SqlFailureRecorder:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, failure: FinalFailure) -> None:
+        await self.record_many([failure])
+
+    async def record_many(self, failures: list[FinalFailure]) -> int:
+        """Insert what is not there yet; returns how many rows were new."""
+        if not failures:
+            return 0
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        statement = (
+            dialect.insert(FailedJob)
+            .values([failure_row(f) for f in failures])
+            .on_conflict_do_nothing(index_elements=["queue_name", "job_id", "finished_on"])
+        )
+        async with self.db.session() as session:
+            result = await session.execute(statement)
+        return max(int(getattr(result, "rowcount", 0) or 0), 0)

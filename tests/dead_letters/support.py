@@ -1,0 +1,69 @@
+"""Jobs for the dead-letter tests, and small helpers to read the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from envoi.db.models import FailedJob
+from envoi.errors import InvalidJobDataError, PermanentDeliveryError
+from envoi.queue.jobs import HandlerRegistry, JobContext
+from envoi.runtime import Envoi
+
+
+@dataclass
+class Jobs:
+    """A registry of test jobs and what they saw: `FLAKY` fails until `broken` is cleared."""
+
+    registry: HandlerRegistry = field(default_factory=HandlerRegistry)
+    calls: list[JobContext] = field(default_factory=list)
+    broken: bool = True
+    fail_first: int = 2
+
+    def __post_init__(self) -> None:
+        registry = self.registry
+
+        @registry.handler("ALWAYS_FAIL")
+        async def always_fail(context: JobContext) -> None:
+            self.calls.append(context)
+            raise RuntimeError(f"boom {context.attempt}")
+
+        @registry.handler("PERMANENT")
+        async def permanent(context: JobContext) -> None:
+            self.calls.append(context)
+            raise PermanentDeliveryError("550 no such user", channel="email", code="550")
+
+        @registry.handler("INVALID")
+        async def invalid(context: JobContext) -> None:
+            self.calls.append(context)
+            raise InvalidJobDataError("INVALID", {"to": "not an email"})
+
+        @registry.handler("THIRD_TIME")
+        async def third_time(context: JobContext) -> str:
+            self.calls.append(context)
+            if context.attempt <= self.fail_first:
+                raise RuntimeError(f"not yet ({context.attempt})")
+            return "ok"
+
+        @registry.handler("SWITCH")
+        async def switch(context: JobContext) -> str:
+            self.calls.append(context)
+            if self.broken:
+                raise RuntimeError("provider down")
+            return "delivered"
+
+    def named(self, name: str) -> list[JobContext]:
+        return [c for c in self.calls if c.name == name]
+
+
+async def rows(envoi: Envoi, **where: Any) -> list[FailedJob]:
+    statement = select(FailedJob).filter_by(**where).order_by(FailedJob.id)
+    async with envoi.db.session() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def row_count(envoi: Envoi) -> int:
+    async with envoi.db.session() as session:
+        return int((await session.execute(select(func.count()).select_from(FailedJob))).scalar_one())
