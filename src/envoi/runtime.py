@@ -22,6 +22,8 @@ class Envoi:
         #: Given the queue names a worker serves, each returns a coroutine function the worker runs
         #: alongside itself (`Worker.companions`): the dead-letter reconciler is one.
         self.worker_companions: list[Callable[[tuple[str, ...]], Callable[[], Coroutine[Any, Any, None]]]] = []
+        #: Run by `close()`, last added first, before the database goes: the channels' HTTP client is one.
+        self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.registry = registry if registry is not None else HandlerRegistry()
         self._install(default_handlers=registry is None)
         self.queue = QueueService(self.settings, self.registry, self.recorders)
@@ -37,4 +39,6 @@ class Envoi:
 
     async def close(self) -> None:
         await self.queue.close()
+        for closer in reversed(self.closers):
+            await closer()
         await self.db.dispose()
