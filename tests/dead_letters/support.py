@@ -67,3 +67,22 @@ async def rows(envoi: Envoi, **where: Any) -> list[FailedJob]:
 async def row_count(envoi: Envoi) -> int:
     async with envoi.db.session() as session:
         return int((await session.execute(select(func.count()).select_from(FailedJob))).scalar_one())
+
+
+def failure(index: int, *, queue: str = "notifications", job_name: str = "SEND_EMAIL", **extra: Any) -> Any:
+    """A bullmq-like final failure; `index` makes its identity unique."""
+    from envoi.queue.jobs import FinalFailure
+
+    values: dict[str, Any] = {
+        "queue": queue,
+        "job_name": job_name,
+        "data": {"to": f"user{index}@example.com", "phone": "+33612345678"},
+        "options": {"attempts": 5, "backoff": {"type": "exponential", "delay": 20}, "jobId": str(index)},
+        "error_message": f"error {index}",
+        "stacktrace": [f"Traceback {index}"],
+        "attempts_made": 5,
+        "job_id": str(index),
+        "finished_on": 1_700_000_000_000 + index,
+    }
+    values.update(extra)
+    return FinalFailure(**values)
