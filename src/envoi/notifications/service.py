@@ -113,9 +113,9 @@ class NotificationsService:
             NOTIFICATIONS_QUEUE, job_name, data, job_id=job_id or key, delay=delay
         )
 
-    async def _remove(self, job_ids: list[str]) -> list[str]:
-        removed = await asyncio.gather(*(self.queue.remove(NOTIFICATIONS_QUEUE, j) for j in job_ids))
-        return [job_id for job_id, gone in zip(job_ids, removed, strict=True) if gone]
+    async def _remove(self, job_ids: list[str]) -> None:
+        # bullmq answers "removed" for an id that never existed too: the result says nothing, unused.
+        await asyncio.gather(*(self.queue.remove(NOTIFICATIONS_QUEUE, job_id) for job_id in job_ids))
 
     # --- account flows -----------------------------------------------------------------------------
 
@@ -315,7 +315,8 @@ class NotificationsService:
                 scheduled.append(ScheduledReminder(kind, "sms", job_id, run_at, result))
         return scheduled
 
-    async def cancel_appointment_reminders(self, *, appointment_id: str) -> list[str]:
-        """Remove the reminders and the WhatsApp follow-up still waiting; returns the removed job ids.
-        (A cancelled appointment should not get "looking forward to talking with you" either.)"""
-        return await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
+    async def cancel_appointment_reminders(self, *, appointment_id: str) -> None:
+        """Remove the reminders and the WhatsApp follow-up still waiting (a cancelled appointment should
+        not get "looking forward to talking with you" either). Idempotent; a job already running is
+        left to finish (bullmq does not remove a locked job)."""
+        await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
