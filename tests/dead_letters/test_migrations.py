@@ -72,7 +72,7 @@ def test_whole_chain_up_and_down(empty_database_url: str) -> None:
     upgrade(url)
     assert current_revision(url) == head_revision()
     assert pending_message(url) is None
-    assert OWN_TABLES <= _tables(url)
+    assert _tables(url) >= OWN_TABLES
     downgrade(url, "base")
     assert current_revision(url) is None
     assert _tables(url) == set()

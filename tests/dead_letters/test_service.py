@@ -86,7 +86,7 @@ async def test_bad_arguments_are_refused(envoi_with_jobs: tuple[Envoi, Jobs]) ->
     with pytest.raises(ValueError, match="limit"):
         await service.list(limit=0)
     with pytest.raises(ValueError, match="timezone"):
-        FailedJobFilters(since=datetime(2026, 1, 1))  # noqa: DTZ001
+        FailedJobFilters(since=datetime(2026, 1, 1))
 
 
 async def test_get_delete_delete_many_and_stats(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
