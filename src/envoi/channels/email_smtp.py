@@ -1,0 +1,100 @@
+"""Email over SMTP (aiosmtplib): one connection per message, security as SMTP_SECURITY says.
+
+`smtp_error()` is the one place SMTP failures become envoi's errors: a reply code decides (4xx retry,
+5xx dead letter) whether it came at MAIL, RCPT or DATA; no code (timeouts, refused or dropped
+connections) means retry.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiosmtplib
+
+from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
+from envoi.channels.mime import build_email, message_id, sender_address
+from envoi.config import Settings, SmtpSecurity
+from envoi.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from envoi.masking import mask_recipient
+
+log = logging.getLogger("envoi.channels.email")
+
+
+def smtp_error(exc: Exception) -> DeliveryError:
+    """Map an aiosmtplib (or socket) failure to Transient or Permanent, by reply code."""
+    channel = ChannelName.EMAIL
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # Raised when every RCPT was refused; each refusal carries its own code. One 4xx among them
+        # means a retry may get through.
+        codes = [refusal.code for refusal in exc.recipients]
+        detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+        code = next((c for c in codes if 400 <= c < 500), codes[0] if codes else None)
+        return _by_code(code, f"Recipient refused: {detail}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # SMTPSenderRefused (MAIL), SMTPRecipientRefused (RCPT), SMTPDataError (DATA),
+        # SMTPAuthenticationError, SMTPHeloError, SMTPConnectResponseError: all carry `.code`.
+        stage = {
+            aiosmtplib.SMTPSenderRefused: "Sender refused",
+            aiosmtplib.SMTPRecipientRefused: "Recipient refused",
+            aiosmtplib.SMTPDataError: "Message refused",
+            aiosmtplib.SMTPAuthenticationError: "Authentication refused",
+        }.get(type(exc), "SMTP error")
+        return _by_code(exc.code, f"{stage}: {exc.code} {exc.message}")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # STARTTLS or SMTPUTF8 missing on the server: this message cannot go through as configured.
+        return PermanentDeliveryError(f"SMTP server does not support it: {exc}", channel=channel)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return TransientDeliveryError(f"SMTP timeout: {exc}", channel=channel, code="TIMEOUT")
+    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError):
+        return TransientDeliveryError(f"SMTP connection failed: {exc}", channel=channel, code="CONNECTION")
+    if isinstance(exc, ValueError):
+        # aiosmtplib refuses an address it cannot put on the wire before sending anything.
+        return PermanentDeliveryError(f"Address refused: {exc}", channel=channel, code="ADDRESS")
+    return TransientDeliveryError(f"SMTP error: {exc}", channel=channel)
+
+
+def _by_code(code: int | None, message: str) -> DeliveryError:
+    if code is not None and 500 <= code < 600:
+        return PermanentDeliveryError(message, channel=ChannelName.EMAIL, code=str(code))
+    # 4xx, and odd codes (aiosmtplib uses -1 when the reply could not be read): a retry may succeed.
+    return TransientDeliveryError(
+        message, channel=ChannelName.EMAIL, code=str(code) if code is not None else None
+    )
+
+
+class SmtpEmailChannel:
+    name = ChannelName.EMAIL
+    provider = "smtp"
+
+    def __init__(self, settings: Settings) -> None:
+        self.sender = settings.email_from
+        self.envelope_from = sender_address(settings.email_from)
+        self.host, self.port = settings.smtp_host, settings.smtp_port
+        self.username = settings.smtp_username
+        self.password = settings.smtp_password
+        self.security = settings.smtp_security
+        self.timeout = settings.smtp_timeout_s
+
+    async def send(self, message: OutgoingEmail) -> SendReceipt:
+        mail = build_email(message, sender=self.sender)
+        try:
+            await aiosmtplib.send(
+                mail,
+                sender=self.envelope_from,
+                recipients=[message.to],
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password.get_secret_value() if self.password else None,
+                use_tls=self.security is SmtpSecurity.SSL,
+                # False, not None: aiosmtplib's None upgrades whenever the server offers STARTTLS.
+                start_tls=self.security is SmtpSecurity.STARTTLS,
+                timeout=self.timeout,
+            )
+        except Exception as exc:
+            raise smtp_error(exc) from exc
+        log.info("Email sent to %s by SMTP", mask_recipient(message.to))
+        return SendReceipt(provider=self.provider, provider_message_id=message_id(message.idempotency_key))
+
+    async def aclose(self) -> None:
+        return None
