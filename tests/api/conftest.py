@@ -71,3 +71,24 @@ async def make_api(make_envoi: Callable[..., Envoi]) -> AsyncIterator[Callable[.
 async def api(make_api: Callable[..., Any], api_settings: Settings) -> Api:
     result: Api = await make_api(api_settings)
     return result
+
+
+async def add_failed_job(envoi: Envoi, **overrides: Any) -> str:
+    """A dead letter as the recorder would write it; returns its id."""
+    from envoi.db.models import FailedJob
+
+    values: dict[str, Any] = {
+        "queue_name": "notifications",
+        "job_name": "SEND_SMS",
+        "job_id": None,
+        "job_data": {"to": "+33612345678", "message": "Your code is 123456"},
+        "job_options": {"attempts": 5},
+        "error_message": "Twilio said 21211: invalid 'To' number",
+        "stacktrace": ["Traceback (most recent call last):\n  ...\nPermanentDeliveryError: 21211"],
+        "attempts_made": 1,
+    }
+    values.update(overrides)
+    async with envoi.db.session() as session:
+        row = FailedJob(**values)
+        session.add(row)
+    return row.id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -12,11 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from envoi.api import auth
 from envoi.api.idempotency import IdempotencyStore
 from envoi.config import Settings
+from envoi.dead_letters.service import FailedJobService
+from envoi.notifications.service import NotificationsService
 from envoi.runtime import Envoi
-
-if TYPE_CHECKING:
-    from envoi.dead_letters.service import FailedJobService
-    from envoi.notifications.service import NotificationsService
 
 
 def get_envoi(request: Request) -> Envoi:
@@ -60,21 +58,17 @@ IdempotencyKey = Annotated[
 
 
 def get_notifications(envoi: EnvoiDep) -> NotificationsService:
-    from envoi.notifications.service import NotificationsService
-
     return NotificationsService(envoi)
 
 
-NotificationsDep = Annotated["NotificationsService", Depends(get_notifications)]
+NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
 
 
 def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
-    from envoi.dead_letters.service import FailedJobService
-
     return FailedJobService(envoi)
 
 
-FailedJobsDep = Annotated["FailedJobService", Depends(get_failed_jobs)]
+FailedJobsDep = Annotated[FailedJobService, Depends(get_failed_jobs)]
 
 
 # Declared for the OpenAPI document (the "Authorize" button of /docs); `envoi.api.auth` does the checking.

@@ -43,6 +43,8 @@ class FlowAccepted(Camel):
 
 class ScheduledReminder(Camel):
     kind: Literal["day", "hour"]
+    #: email always; sms too when SMS is enabled and the lead has a phone.
+    channel: Literal["email", "sms"]
     job_id: str
     run_at: datetime
 

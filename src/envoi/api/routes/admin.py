@@ -1,0 +1,134 @@
+"""The admin API: queue counts and the dead letters (list, show, retry, delete), recipients masked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+
+from envoi.api.deps import Admin, EnvoiDep, FailedJobsDep
+from envoi.api.schemas import (
+    Count,
+    FailedJobItem,
+    FailedJobPage,
+    FailureHistogram,
+    HourBucket,
+    Problem,
+    QueuesOverview,
+    QueueState,
+    RetryAccepted,
+)
+from envoi.api.stats import failures_per_hour
+from envoi.db.models import FailedJob, FailedJobStatus
+from envoi.dead_letters.service import (
+    MAX_LIMIT,
+    FailedJobFilters,
+    FailedJobNotFoundError,
+    FailedJobNotRetryableError,
+    row_as_dict,
+)
+from envoi.queue.names import QUEUE_NAMES
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Admin])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such dead letter"}}
+FailedJobId = Annotated[str, Path(alias="id", min_length=1, max_length=64)]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterParams:
+    queue_name: str | None
+    job_name: str | None
+    status: FailedJobStatus | None
+
+    def filters(self) -> FailedJobFilters:
+        return FailedJobFilters(queue_name=self.queue_name, job_name=self.job_name, status=self.status)
+
+
+def filter_params(
+    queue_name: Annotated[str | None, Query(alias="queueName", max_length=100)] = None,
+    job_name: Annotated[str | None, Query(alias="jobName", max_length=100)] = None,
+    status: Annotated[FailedJobStatus | None, Query(description="FAILED, RETRIED or RESOLVED")] = None,
+) -> FilterParams:
+    return FilterParams(queue_name or None, job_name or None, status)
+
+
+Filters = Annotated[FilterParams, Depends(filter_params)]
+
+
+def item(row: FailedJob) -> FailedJobItem:
+    return FailedJobItem.model_validate(row_as_dict(row))
+
+
+@router.get("/queues", response_model=QueuesOverview)
+async def queues(envoi: EnvoiDep) -> QueuesOverview:
+    """Jobs per state in each queue (null when Redis cannot be asked), and whether jobs run inline."""
+    states = [QueueState(name=name, counts=await envoi.queue.counts(name)) for name in QUEUE_NAMES]
+    return QueuesOverview(
+        queue_enabled=envoi.settings.queue_enabled,
+        fallback_active=envoi.queue.fallback_active,
+        queues=states,
+    )
+
+
+@router.get("/failed-jobs", response_model=FailedJobPage)
+async def list_failed_jobs(
+    params: Filters,
+    service: FailedJobsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")] = None,
+) -> FailedJobPage:
+    """Newest first; pass `nextCursor` back as `cursor` for the next page."""
+    page = await service.page(params.filters(), limit=limit, cursor=cursor)
+    return FailedJobPage(items=[item(row) for row in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/failure-histogram", response_model=FailureHistogram)
+async def failure_histogram(envoi: EnvoiDep) -> FailureHistogram:
+    """Dead letters created in each of the last 24 hours (UTC), oldest first."""
+    hours = await failures_per_hour(envoi)
+    return FailureHistogram(hours=[HourBucket(start=start, count=count) for start, count in hours])
+
+
+@router.post("/failed-jobs/retry", response_model=Count)
+async def retry_failed_jobs(params: Filters, service: FailedJobsDep) -> Count:
+    """Retry every FAILED dead letter matching the filters; returns how many were enqueued again."""
+    return Count(count=await service.retry_many(params.filters()))
+
+
+@router.post("/failed-jobs/delete", response_model=Count)
+async def delete_failed_jobs(params: Filters, service: FailedJobsDep) -> Count:
+    """Delete every dead letter matching the filters (all of them when no filter is given)."""
+    return Count(count=await service.delete_many(params.filters()))
+
+
+@router.get("/failed-jobs/{id}", response_model=FailedJobItem, responses=NOT_FOUND)
+async def get_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> FailedJobItem:
+    row = await service.get(failed_job_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter")
+    return item(row)
+
+
+@router.post(
+    "/failed-jobs/{id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RetryAccepted,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "Already retried or resolved"}},
+)
+async def retry_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> RetryAccepted:
+    try:
+        row = await service.retry(failed_job_id)
+    except FailedJobNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter") from None
+    except FailedJobNotRetryableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return RetryAccepted(job_id=row.retried_job_id or "")
+
+
+@router.delete("/failed-jobs/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def delete_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> Response:
+    if not await service.delete(failed_job_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

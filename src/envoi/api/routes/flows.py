@@ -1,0 +1,101 @@
+"""Product flows: one call renders and enqueues every message of the flow (`NotificationsService`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from envoi.api.deps import ApiKey, EnvoiDep, NotificationsDep
+from envoi.api.schemas import (
+    AbandonRecoveryRequest,
+    FlowAccepted,
+    FlowJob,
+    InvitationEmailRequest,
+    ValidationProblem,
+    VerificationEmailRequest,
+)
+from envoi.notifications.models import Appointment
+from envoi.queue.base import EnqueueResult
+from envoi.runtime import Envoi
+
+router = APIRouter(prefix="/v1/flows", tags=["flows"], dependencies=[ApiKey])
+
+RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ValidationProblem}}
+
+
+def accepted(results: Sequence[EnqueueResult], envoi: Envoi) -> FlowAccepted:
+    """`mode` is "sync" when any job of the flow ran inline (Redis unavailable)."""
+    modes = {result.mode for result in results}
+    if not modes:
+        modes = {"sync" if envoi.queue.fallback_active else "queued"}
+    return FlowAccepted(
+        jobs=[FlowJob(job_id=r.job_id, job_name=r.job_name) for r in results],
+        mode="sync" if "sync" in modes else "queued",
+    )
+
+
+@router.post(
+    "/verification-email",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowAccepted,
+    responses=RESPONSES,
+)
+async def verification_email(
+    body: VerificationEmailRequest, service: NotificationsDep, envoi: EnvoiDep
+) -> FlowAccepted:
+    results = await service.send_verification_email(
+        email=str(body.email),
+        first_name=body.first_name,
+        verification_token=body.verification_token,
+        locale=body.locale,
+    )
+    return accepted(results, envoi)
+
+
+@router.post(
+    "/invitation-email",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowAccepted,
+    responses=RESPONSES,
+)
+async def invitation_email(
+    body: InvitationEmailRequest, service: NotificationsDep, envoi: EnvoiDep
+) -> FlowAccepted:
+    results = await service.send_invitation_email(
+        email=str(body.email),
+        organization_name=body.organization_name,
+        inviter_name=body.inviter_name,
+        invitation_token=body.invitation_token,
+        role=body.role,
+        locale=body.locale,
+    )
+    return accepted(results, envoi)
+
+
+@router.post(
+    "/abandon-recovery",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowAccepted,
+    responses=RESPONSES,
+)
+async def abandon_recovery(
+    body: AbandonRecoveryRequest, service: NotificationsDep, envoi: EnvoiDep
+) -> FlowAccepted:
+    results = await service.send_abandon_recovery(
+        email=str(body.email), first_name=body.first_name, resume_url=body.resume_url, locale=body.locale
+    )
+    return accepted(results, envoi)
+
+
+@router.post(
+    "/appointment-confirmation",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowAccepted,
+    responses=RESPONSES,
+)
+async def appointment_confirmation(
+    appointment: Appointment, service: NotificationsDep, envoi: EnvoiDep
+) -> FlowAccepted:
+    return accepted(await service.send_appointment_confirmation(appointment=appointment), envoi)
