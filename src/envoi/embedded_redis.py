@@ -44,7 +44,7 @@ class EmbeddedRedis:
     """
 
     def __init__(self, directory: Path, *, port: int | None = None, persist: bool = False) -> None:
-        self.directory = directory
+        self.directory = directory.resolve()
         self.port = port or free_port()
         self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None

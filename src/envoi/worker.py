@@ -112,6 +112,9 @@ class Worker:
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
             self._workers[queue] = worker
+            # Connect (and name the connections) before `run()`: "started" then means Redis answered,
+            # and a close right after start cannot race run() into reopening a closed client.
+            await worker._ensure_client_names()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
         self._companion_tasks = [asyncio.create_task(companion()) for companion in self.companions]
         log.info(

@@ -1,0 +1,34 @@
+"""`SyncClient`: envoi from synchronous code, one background loop per client."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from bullmq import Job
+
+from envoi.config import Settings
+from envoi.queue import NOTIFICATIONS_QUEUE
+from envoi.sync_client import SyncClient
+
+
+def test_sync_client_enqueues_from_plain_threads(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SyncClient(settings) as client:
+        ids: list[str] = []
+
+        def produce() -> None:
+            for i in range(10):
+                ids.append(client.enqueue(NOTIFICATIONS_QUEUE, "PING", {"i": i}).job_id)
+
+        threads = [threading.Thread(target=produce) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(ids)) == 30
+        redis = client.envoi.queue.redis
+        assert redis is not None
+        job = client.run(Job.fromId(redis.queue(NOTIFICATIONS_QUEUE), ids[0]))
+        assert job is not None and job.name == "PING"
+        assert client.run(redis.queue(NOTIFICATIONS_QUEUE).getWaitingCount()) == 30
+        assert client.remove(NOTIFICATIONS_QUEUE, ids[0]) is True
