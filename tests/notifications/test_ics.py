@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from icalendar import Calendar
 
@@ -10,7 +11,7 @@ from envoi.notifications.ics import build_invitation, event_uid
 from tests.notifications.factories import CLOSER_EMAIL, LEAD_EMAIL, make_appointment
 
 
-def parse(content: bytes) -> tuple[Calendar, object]:
+def parse(content: bytes) -> tuple[Calendar, Any]:
     calendar = Calendar.from_ical(content)
     [event] = calendar.walk("VEVENT")
     return calendar, event

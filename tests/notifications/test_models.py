@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from envoi.notifications.models import Appointment
+from envoi.notifications.models import Appointment, Closer, Lead
 from tests.notifications.factories import appointment_data
 
 
@@ -23,8 +23,8 @@ def test_camel_case_and_snake_case_both_populate() -> None:
         appointment_id="apt-1",
         scheduled_at=camel.scheduled_at,
         duration_minutes=45,
-        lead={"first_name": "Léa", "email": "lea@example.com"},  # type: ignore[arg-type]
-        closer={"first_name": "Jane", "last_name": "Doe"},  # type: ignore[arg-type]
+        lead=Lead(first_name="Léa", email="lea@example.com"),
+        closer=Closer(first_name="Jane", last_name="Doe"),
     )
     assert camel.lead.first_name == snake.lead.first_name == "Léa"
     assert camel.closer.full_name == "Jane Doe"
