@@ -10,6 +10,13 @@ from envoi.notifications.models import Appointment
 LEAD_EMAIL = "lea@example.com"
 LEAD_PHONE = "+33612345678"
 CLOSER_EMAIL = "jane.doe@example.com"
+#: Settings that turn SMS and WhatsApp on without a Twilio server (for tests that only enqueue).
+TWILIO = {
+    "twilio_account_sid": "AC" + "0" * 32,
+    "twilio_auth_token": "token",
+    "twilio_phone_number": "+15005550006",
+    "twilio_whatsapp_number": "+14155238886",
+}
 
 
 def appointment_data(*, starts_in: timedelta = timedelta(days=3), **overrides: Any) -> dict[str, Any]:

@@ -18,14 +18,8 @@ from envoi.notifications.models import Appointment
 from envoi.notifications.service import NotificationsService
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry
 from envoi.runtime import Envoi
-from tests.notifications.factories import LEAD_EMAIL, LEAD_PHONE, make_appointment
+from tests.notifications.factories import LEAD_EMAIL, LEAD_PHONE, TWILIO, make_appointment
 
-TWILIO = {
-    "twilio_account_sid": "AC" + "0" * 32,
-    "twilio_auth_token": "token",
-    "twilio_phone_number": "+15005550006",
-    "twilio_whatsapp_number": "+14155238886",
-}
 #: bullmq stamps the job when it is added, a few milliseconds after the delay was computed.
 TOLERANCE_MS = 1500
 

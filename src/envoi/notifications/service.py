@@ -15,7 +15,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from envoi.notifications import ics
 from envoi.notifications.models import Appointment
@@ -44,6 +44,14 @@ VISIO_LINK_WINDOW = timedelta(hours=48)
 
 def digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def web_url(value: str, name: str) -> str:
+    """A link put in an href: http(s) only, or a `javascript:` URL would be one click away."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http:// or https:// URL")
+    return value
 
 
 class NotificationsService:
@@ -157,6 +165,9 @@ class NotificationsService:
     async def send_abandon_recovery(
         self, *, email: str, first_name: str | None = None, resume_url: str, locale: str | None = None
     ) -> list[EnqueueResult]:
+        """One recovery email per (email, resume_url): the ledger skips a second one. A caller that
+        wants a sequence gives each step its own URL (a step or token parameter)."""
+        resume_url = web_url(resume_url, "resume_url")
         message = self._render("abandon_recovery", locale, first_name=first_name, resume_url=resume_url)
         key = f"abandon-recovery:{digest(email.lower(), resume_url)}"
         return [await self._send_email(email, message, key=key, template="abandon_recovery")]
