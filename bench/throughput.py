@@ -1,0 +1,123 @@
+"""Worker throughput: envoi's worker against a raw bullmq worker, same Redis, same run.
+
+    .venv/bin/python bench/throughput.py [-n 5000] [--concurrency 50] [--reps 3] [--redis-url URL]
+
+Each repetition adds N no-op jobs in bulk, then times one worker from its first to its last completion.
+envoi's worker adds the registry lookup, the error tree, metrics and the dead-letter listener on top
+of bullmq; the ratio shows what that costs. Prints jobs/s (median of the repetitions) and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bullmq import Queue
+from bullmq import Worker as BullWorker
+
+from envoi.config import Settings
+from envoi.embedded_redis import EmbeddedRedis
+from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
+from envoi.runtime import Envoi
+from envoi.worker import Worker
+
+OPTS = {"attempts": 5, "backoff": {"type": "exponential", "delay": 30000}, "removeOnComplete": True}
+
+
+async def fill(url: str, prefix: str, n: int) -> None:
+    queue = Queue(NOTIFICATIONS_QUEUE, {"connection": url, "prefix": prefix})
+    for start in range(0, n, 1000):
+        await queue.addBulk(
+            [{"name": "NOOP", "data": {"i": i}, "opts": OPTS} for i in range(start, min(n, start + 1000))]
+        )
+    await queue.close()
+
+
+async def drain_raw(url: str, prefix: str, n: int, concurrency: int) -> float:
+    await fill(url, prefix, n)
+    done = asyncio.Event()
+    stamps: list[float] = []
+
+    async def process(job: Any, token: str) -> None:
+        stamps.append(time.perf_counter())
+        if len(stamps) == n:
+            done.set()
+
+    worker = BullWorker(
+        NOTIFICATIONS_QUEUE, process, {"connection": url, "prefix": prefix, "concurrency": concurrency}
+    )
+    await done.wait()
+    await worker.close()
+    return (n - 1) / (stamps[-1] - stamps[0])
+
+
+async def drain_envoi(url: str, prefix: str, n: int, concurrency: int, db: str) -> float:
+    await fill(url, prefix, n)
+    done = asyncio.Event()
+    stamps: list[float] = []
+    registry = HandlerRegistry()
+
+    @registry.handler("NOOP")
+    async def noop(context: JobContext) -> None:
+        stamps.append(time.perf_counter())
+        if len(stamps) == n:
+            done.set()
+
+    settings = Settings(_env_file=None, redis_url=url, redis_prefix=prefix, database_url=db)  # type: ignore[call-arg]
+    envoi = Envoi(settings, registry=registry)
+    worker = Worker(envoi, concurrency=concurrency)
+    await worker.start()
+    await done.wait()
+    await worker.close()
+    await envoi.close()
+    return (n - 1) / (stamps[-1] - stamps[0])
+
+
+async def main_async(url: str, n: int, concurrency: int, reps: int, db: str) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {"bullmq Worker (baseline)": [], "envoi Worker": []}
+    for rep in range(reps):
+        # Alternate the order so that neither side always runs on a warmer Redis.
+        order = ["raw", "envoi"] if rep % 2 == 0 else ["envoi", "raw"]
+        for kind in order:
+            prefix = f"bench-{uuid.uuid4().hex[:8]}"
+            if kind == "raw":
+                rates["bullmq Worker (baseline)"].append(await drain_raw(url, prefix, n, concurrency))
+            else:
+                rates["envoi Worker"].append(await drain_envoi(url, prefix, n, concurrency, db))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis")
+        url = args.redis_url or server.start()  # type: ignore[union-attr]
+        try:
+            rates = asyncio.run(main_async(url, args.n, args.concurrency, args.reps, f"sqlite:///{tmp}/b.db"))
+        finally:
+            if server:
+                server.stop()
+    baseline = statistics.median(rates["bullmq Worker (baseline)"])
+    print(f"n={args.n} no-op jobs, concurrency {args.concurrency}, {args.reps} repetitions, Redis {url}")
+    print(f"{'worker':28} {'jobs/s (median)':>16} {'runs':>28} {'x baseline':>10}")
+    for name, values in rates.items():
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        print(
+            f"{name:28} {statistics.median(values):16.0f} {runs:>28} {statistics.median(values) / baseline:10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
