@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 
 from envoi.db.models import FailedJob, FailedJobStatus
+from envoi.db.session import Database
 from envoi.db.types import utcnow
 from envoi.errors import EnvoiError
 from envoi.masking import mask_payload
@@ -175,9 +176,14 @@ def retry_job_id(row_id: str) -> str:
 
 
 class FailedJobService:
-    def __init__(self, envoi: Envoi) -> None:
+    """`FailedJobService(envoi)`; or `FailedJobService(db=database)` for reading and deleting only (the
+    `envoi dlq` commands that need no Redis and no handlers)."""
+
+    def __init__(self, envoi: Envoi | None = None, *, db: Database | None = None) -> None:
+        if envoi is None and db is None:
+            raise TypeError("FailedJobService needs an Envoi or a Database")
         self.envoi = envoi
-        self.db = envoi.db
+        self.db: Database = envoi.db if envoi is not None else db  # type: ignore[assignment]
 
     async def list(
         self,
@@ -258,6 +264,8 @@ class FailedJobService:
         Raises `FailedJobNotFoundError`, or `FailedJobNotRetryableError` when the row is not FAILED
         (with `force`, a RETRIED row is enqueued again under the same job id).
         """
+        if self.envoi is None:
+            raise TypeError("retry needs FailedJobService(envoi): it enqueues")
         job_id = retry_job_id(id)
         claimable = [FailedJobStatus.FAILED.value]
         if force:
