@@ -33,6 +33,10 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def token_matches(given: str, expected: SecretStr) -> bool:
+    return _same(given, expected.get_secret_value())
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
