@@ -21,7 +21,9 @@ class Envoi:
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
         #: Given the queue names a worker serves, each returns a coroutine function the worker runs
         #: alongside itself (`Worker.companions`): the dead-letter reconciler is one.
-        self.worker_companions: list[Callable[[tuple[str, ...]], Callable[[], Coroutine[Any, Any, None]]]] = []
+        self.worker_companions: list[
+            Callable[[tuple[str, ...]], Callable[[], Coroutine[Any, Any, None]]]
+        ] = []
         #: Run by `close()`, last added first, before the database goes: the channels' HTTP client is one.
         self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.registry = registry if registry is not None else HandlerRegistry()
@@ -30,10 +32,12 @@ class Envoi:
 
     def _install(self, *, default_handlers: bool) -> None:
         # Imported here: these modules import the runtime's parts, not the other way round.
+        from envoi.api.alerts import install as install_alerts
         from envoi.dead_letters import install as install_dead_letters
         from envoi.notifications import install as install_notifications
 
         install_dead_letters(self)
+        install_alerts(self)
         if default_handlers:
             install_notifications(self)
 
