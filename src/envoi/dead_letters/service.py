@@ -212,18 +212,21 @@ class FailedJobService:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
         if cursor is not None and not _ULID.match(cursor):
             raise ValueError("invalid cursor")
-        statement = self._newest_first(filters, cursor).limit(limit + 1)
+        statement = self.page_query(filters, limit=limit, cursor=cursor)
         async with self.db.session() as session:
             rows = list((await session.scalars(statement)).all())
         more = len(rows) > limit
         items = rows[:limit]
         return Page(items=items, next_cursor=items[-1].id if more else None)
 
-    def _newest_first(self, filters: FailedJobFilters, cursor: str | None) -> Select[FailedJob]:
+    def page_query(
+        self, filters: FailedJobFilters, *, limit: int, cursor: str | None = None
+    ) -> Select[FailedJob]:
+        """The SELECT behind `page` (one row more than `limit`, to know whether another page follows)."""
         statement = select(FailedJob).where(*filters.clauses())
         if cursor is not None:
             statement = statement.where(FailedJob.id < cursor)
-        return statement.order_by(FailedJob.id.desc())
+        return statement.order_by(FailedJob.id.desc()).limit(limit + 1)
 
     async def get(self, id: str) -> FailedJob | None:
         async with self.db.session() as session:
