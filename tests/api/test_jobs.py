@@ -34,7 +34,8 @@ async def test_each_job_is_enqueued(api: Api, job_name: str, data: dict[str, Any
     body = response.json()
     assert body["mode"] == "queued"
     assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, body["jobId"]) == "waiting"
-    job = await api.envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).getJob(body["jobId"])  # type: ignore[union-attr]
+    assert api.envoi.queue.redis is not None
+    job = await api.envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).getJob(body["jobId"])
     assert job.name == job_name
 
 
@@ -94,17 +95,15 @@ async def test_idempotency_key_answers_first_job_and_enqueues_once(api: Api) -> 
     assert second.status_code == 200
     assert second.json()["jobId"] == first.json()["jobId"]
     assert await waiting_jobs(api) == 1
-    job = await api.envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).getJob(first.json()["jobId"])  # type: ignore[union-attr]
+    redis = api.envoi.queue.redis
+    assert redis is not None
+    job = await redis.queue(NOTIFICATIONS_QUEUE).getJob(first.json()["jobId"])
     assert job.data["metadata"]["idempotencyKey"] == "order-42-sms"
     # The key is kept under the configured prefix, with a TTL.
-    keys = [
-        key
-        async for key in api.envoi.queue.redis.client.scan_iter(
-            f"{api.envoi.settings.redis_prefix}:envoi:idempotency:*"
-        )
-    ]  # type: ignore[union-attr]
+    pattern = f"{api.envoi.settings.redis_prefix}:envoi:idempotency:*"
+    keys = [key async for key in redis.client.scan_iter(pattern)]
     assert len(keys) == 1
-    assert 0 < await api.envoi.queue.redis.client.ttl(keys[0]) <= 24 * 3600  # type: ignore[union-attr]
+    assert 0 < await redis.client.ttl(keys[0]) <= 24 * 3600
 
 
 async def test_rejected_request_does_not_burn_its_key(api: Api) -> None:

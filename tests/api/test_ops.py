@@ -12,7 +12,7 @@ from envoi.api.app import create_app
 from envoi.config import Settings
 from envoi.errors import ConfigError
 from envoi.runtime import Envoi
-from tests.api.conftest import Api
+from tests.api.conftest import Api, add_failed_job
 
 
 async def test_healthz(api: Api) -> None:
@@ -38,6 +38,19 @@ async def test_readyz_states_fallback_mode(make_api: Callable[..., Any], make_se
     assert response.json()["fallbackActive"] is True
 
 
+async def test_readyz_states_fallback_when_redis_is_down(
+    make_api: Callable[..., Any], make_settings: Any
+) -> None:
+    from envoi.embedded_redis import free_port
+
+    api = await make_api(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    response = await api.anonymous.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["redis"].startswith("unreachable")
+    assert "fallback mode" in response.json()["redis"]
+    assert response.json()["fallbackActive"] is True
+
+
 async def test_app_refuses_to_start_on_unmigrated_database(
     make_envoi: Callable[..., Envoi], make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -58,6 +71,7 @@ async def test_readyz_503_when_database_falls_behind(api: Api, tmp_path: Path) -
 
 
 async def test_metrics_exposes_counters_and_gauges(api: Api) -> None:
+    await add_failed_job(api.envoi)
     accepted = await api.client.post("/v1/jobs/SEND_SMS", json={"to": "+33612345678", "message": "hello"})
     assert accepted.status_code == 202
     response = await api.anonymous.get("/metrics")
@@ -65,7 +79,7 @@ async def test_metrics_exposes_counters_and_gauges(api: Api) -> None:
     text = response.text
     assert "envoi_jobs_enqueued_total" in text
     assert 'envoi_queue_jobs{queue="notifications",state="waiting"} 1.0' in text
-    assert "envoi_dead_letters" in text
+    assert 'envoi_dead_letters{status="FAILED"} 1.0' in text
     assert "envoi_fallback_active 0.0" in text
 
 
