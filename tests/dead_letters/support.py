@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import func, select
 
@@ -11,6 +12,9 @@ from envoi.db.models import FailedJob
 from envoi.errors import InvalidJobDataError, PermanentDeliveryError
 from envoi.queue.jobs import HandlerRegistry, JobContext
 from envoi.runtime import Envoi
+from tests.helpers import eventually
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,6 +60,11 @@ class Jobs:
 
     def named(self, name: str) -> list[JobContext]:
         return [c for c in self.calls if c.name == name]
+
+
+async def until(probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0, message: str = "condition") -> T:
+    """`eventually` for an async probe, typed (mypy cannot solve `T | Awaitable[T]` for a coroutine)."""
+    return cast(T, await eventually(cast(Any, probe), timeout=timeout, message=message))
 
 
 async def rows(envoi: Envoi, **where: Any) -> list[FailedJob]:

@@ -21,7 +21,7 @@ from envoi.dead_letters.reconciler import Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
-from tests.dead_letters.support import Jobs, row_count, rows
+from tests.dead_letters.support import Jobs, row_count, rows, until
 from tests.helpers import eventually, job_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ async def test_sigkill_between_failed_and_insert_still_ends_with_one_row(
     assert await row_count(envoi) == 0
     # Any worker that starts (or is running) reconciles.
     await start_worker(envoi)
-    [row] = await eventually(lambda: rows(envoi), timeout=10, message="the reconciled dead letter")
+    [row] = await until(lambda: rows(envoi), timeout=10, message="the reconciled dead letter")
     assert (row.job_id, row.attempts_made, row.error_message) == (result.job_id, 2, "boom 2")
     assert row.job_data == {"to": "jane@example.com"} and row.job_options["attempts"] == 2
     assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
@@ -105,7 +105,7 @@ async def test_job_stalling_too_often_is_dead_lettered_by_the_reconciler(
     code, output = await _wait(spawn_worker(WORKER_MAX_STALLED_COUNT="0"))
     assert code == -9, output
     await start_worker(envoi)
-    [row] = await eventually(lambda: rows(envoi), timeout=20, message="the stalled job's dead letter")
+    [row] = await until(lambda: rows(envoi), timeout=20, message="the stalled job's dead letter")
     assert row.job_id == result.job_id
     assert row.error_message == "job stalled more than allowable limit"
     assert jobs.calls == []

@@ -11,7 +11,7 @@ from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobNotRetryableError, FailedJobService
 from envoi.queue import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
-from tests.dead_letters.support import rows
+from tests.dead_letters.support import rows, until
 from tests.fixtures.smtp import SmtpSink
 from tests.helpers import eventually, job_state
 
@@ -24,7 +24,7 @@ async def test_retried_email_is_delivered_once_the_fault_is_gone(
     smtp_sink.fail_next(code=451, times=2, stage="rcpt")
     data = {"to": "jane@example.com", "subject": "Votre rendez-vous", "html": "<p>Demain 10 h</p>"}
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, data, attempts=2)
-    [row] = await eventually(lambda: rows(envoi), timeout=15, message="the email's dead letter")
+    [row] = await until(lambda: rows(envoi), timeout=15, message="the email's dead letter")
     assert (row.job_name, row.attempts_made, row.status) == ("SEND_EMAIL", 2, "FAILED")
     assert "451" in row.error_message
     assert smtp_sink.messages == []
@@ -39,7 +39,7 @@ async def test_retried_email_is_delivered_once_the_fault_is_gone(
     with pytest.raises(FailedJobNotRetryableError):
         await service.retry(row.id)
     assert retried.retried_job_id is not None
-    await eventually(
+    await until(
         lambda: _state_is(envoi, str(retried.retried_job_id), "unknown"), message="the retry completed"
     )
     assert len(smtp_sink.messages) == 1

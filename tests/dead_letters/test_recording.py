@@ -12,7 +12,7 @@ from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.queue.jobs import FinalFailure
 from envoi.runtime import Envoi
-from tests.dead_letters.support import Jobs, row_count, rows
+from tests.dead_letters.support import Jobs, row_count, rows, until
 from tests.helpers import eventually, job_state
 
 
@@ -23,7 +23,7 @@ async def test_job_failing_five_times_makes_one_row(
     envoi: Envoi = make_envoi(make_settings(job_backoff_delay_ms=20), registry=jobs.registry)
     await start_worker(envoi)
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "ALWAYS_FAIL", {"to": "jane@example.com"})
-    [row] = await eventually(lambda: rows(envoi), timeout=20, message="the dead letter")
+    [row] = await until(lambda: rows(envoi), timeout=20, message="the dead letter")
     assert len(jobs.named("ALWAYS_FAIL")) == 5
     assert (row.queue_name, row.job_name, row.job_id) == (NOTIFICATIONS_QUEUE, "ALWAYS_FAIL", result.job_id)
     assert (row.attempts_made, row.error_message, row.status) == (5, "boom 5", "FAILED")
@@ -43,7 +43,7 @@ async def test_unrecoverable_job_makes_one_row_after_one_attempt(
     envoi, jobs = envoi_with_jobs
     await start_worker(envoi)
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, job_name, {})
-    [row] = await eventually(lambda: rows(envoi), message="the dead letter")
+    [row] = await until(lambda: rows(envoi), message="the dead letter")
     assert row.attempts_made == 1 and len(jobs.named(job_name)) == 1
     expected = "550 no such user" if job_name == "PERMANENT" else "Invalid data for INVALID: to: not an email"
     assert row.error_message == expected
@@ -56,9 +56,7 @@ async def test_job_succeeding_on_third_attempt_makes_no_row(
     await start_worker(envoi)
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "THIRD_TIME", {})
     await eventually(lambda: len(jobs.named("THIRD_TIME")) == 3, message="three attempts")
-    await eventually(
-        lambda: _state_is(envoi, result.job_id, "unknown"), message="the job completed and removed"
-    )
+    await until(lambda: _state_is(envoi, result.job_id, "unknown"), message="the job completed and removed")
     assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 0
 
@@ -119,7 +117,7 @@ async def test_reconciler_records_what_the_listener_missed(
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PERMANENT", {"to": "+33612345678"})
     worker = await start_worker(envoi)
     assert worker.companions, "the reconciler runs beside every worker"
-    [row] = await eventually(lambda: rows(envoi), timeout=10, message="the reconciled dead letter")
+    [row] = await until(lambda: rows(envoi), timeout=10, message="the reconciled dead letter")
     assert (row.job_id, row.job_name, row.attempts_made) == (result.job_id, "PERMANENT", 1)
     assert row.error_message == "550 no such user" and row.job_data == {"to": "+33612345678"}
     assert row.job_options["attempts"] == 5

@@ -19,7 +19,7 @@ from envoi.dead_letters.service import (
 )
 from envoi.queue import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
-from tests.dead_letters.support import Jobs, failure, row_count, rows
+from tests.dead_letters.support import Jobs, failure, row_count, rows, until
 from tests.helpers import eventually, job_state
 
 
@@ -123,7 +123,7 @@ async def test_payload_is_masked_unless_revealed(envoi_with_jobs: tuple[Envoi, J
 
 async def _dead_letter(envoi: Envoi, jobs: Jobs, name: str = "SWITCH") -> Any:
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, name, {"to": "jane@example.com"}, attempts=2)
-    [row] = await eventually(lambda: rows(envoi, status="FAILED"), timeout=15, message="a dead letter")
+    [row] = await until(lambda: rows(envoi, status="FAILED"), timeout=15, message="a dead letter")
     return row
 
 
@@ -152,7 +152,7 @@ async def test_retry_delivers_once_the_fault_is_gone_and_only_once(
         await service.retry(row.id)
     with pytest.raises(FailedJobNotFoundError):
         await service.retry("01ARZ3NDEKTSV4RRFFQ69G5FAV")
-    await eventually(
+    await until(
         lambda: _state_is(envoi, f"dlq-retry-{row.id}", "unknown"), message="the retried job completed"
     )
     assert len(jobs.named("SWITCH")) == 3
@@ -169,7 +169,7 @@ async def test_a_retried_job_that_fails_again_makes_a_new_row(
     await start_worker(envoi)
     row = await _dead_letter(envoi, jobs)
     await FailedJobService(envoi).retry(row.id)
-    await eventually(lambda: rows(envoi, status="FAILED"), timeout=15, message="a second dead letter")
+    await until(lambda: rows(envoi, status="FAILED"), timeout=15, message="a second dead letter")
     old, new = await rows(envoi)
     assert (old.id, old.status) == (row.id, "RETRIED")
     assert (new.job_id, new.attempts_made, new.status) == (f"dlq-retry-{row.id}", 2, "FAILED")
@@ -208,7 +208,7 @@ async def test_force_retry_re_enqueues_under_the_same_job_id(
     jobs.broken = False
     await start_worker(envoi)
     await eventually(lambda: len(jobs.named("SWITCH")) == 1, message="the forced retry ran")
-    await eventually(lambda: _state_is(envoi, f"dlq-retry-{row.id}", "unknown"), message="completed")
+    await until(lambda: _state_is(envoi, f"dlq-retry-{row.id}", "unknown"), message="completed")
     assert len(jobs.named("SWITCH")) == 1
 
 
