@@ -2,8 +2,8 @@
 
 - Redis: TEST_REDIS_URL if set, else a private redis-server on a free port for the session. Each test
   gets its own key prefix, so tests never see each other's jobs.
-- Database: SQLite in the test's tmp dir, or PostgreSQL when TEST_DATABASE_URL is set (each test then
-  gets a schema of its own). Migrations run through Alembic, as in production.
+- Database: SQLite in the test's tmp dir and, when TEST_DATABASE_URL is set, PostgreSQL as well (each
+  database test runs on both; on PostgreSQL in a schema of its own). Migrations run through Alembic.
 """
 
 from __future__ import annotations
@@ -59,13 +59,18 @@ def _drop_schema(base: str, schema: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
+#: SQLite always; PostgreSQL too when TEST_DATABASE_URL names a server: every test that touches the
+#: database then runs once on each (ids `[sqlite]` and `[postgresql]`).
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with nothing in it (no migrations applied)."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'envoi.db'}"
         return
+    base = os.environ["TEST_DATABASE_URL"]
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield _postgres_schema_url(base, schema)
     _drop_schema(base, schema)

@@ -73,6 +73,8 @@ async def test_options_can_be_overridden_per_call(envoi: Envoi) -> None:
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, "custom-1") == "delayed"
     assert await envoi.queue.remove(NOTIFICATIONS_QUEUE, "custom-1") is True
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, "custom-1") == "unknown"
+    assert await envoi.queue.remove(NOTIFICATIONS_QUEUE, "custom-1") is False
+    assert await envoi.queue.remove(NOTIFICATIONS_QUEUE, "never-existed") is False
 
 
 async def test_failing_job_is_retried_with_exponential_gaps(

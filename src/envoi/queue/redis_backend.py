@@ -55,8 +55,13 @@ class RedisBackend:
         return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
 
     async def remove(self, queue: str, job_id: str) -> bool:
-        removed = await asyncio.wait_for(self.queue(queue).remove(job_id), self._budget_s)
-        return bool(removed)
+        """True when the job existed and is gone. bullmq's removeJob answers 1 for an unknown id too,
+        so existence is asked first; a job that is running (locked) is not removed."""
+        q = self.queue(queue)
+        async with asyncio.timeout(self._budget_s):
+            if not await self.client.exists(q.toKey(job_id)):
+                return False
+            return bool(await q.remove(job_id))
 
     async def ping(self) -> bool:
         return bool(await asyncio.wait_for(self.client.ping(), self._budget_s))
