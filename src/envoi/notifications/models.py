@@ -9,23 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
+from envoi.notifications.jobs import e164
+
 #: The locales with templates (`envoi.config.LOCALES`), spelled out so the OpenAPI schema lists them.
 Locale = Literal["fr", "en"]
-
-
-def _e164(value: str) -> str:
-    """Any valid international number, returned in E.164 (`+33612345678`): Twilio wants exactly that."""
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError("must be an international phone number such as +33612345678") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _iana_zone(value: str) -> str:
@@ -38,7 +28,7 @@ def _iana_zone(value: str) -> str:
     return value
 
 
-Phone = Annotated[str, AfterValidator(_e164)]
+Phone = Annotated[str, AfterValidator(e164)]
 TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
