@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -53,6 +55,7 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
         app.state.envoi = envoi
     errors.install(app)
     _include_routers(app)
+    _document(app)
     # Added last, so outermost: the shield sees every error, the limit runs before any route.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorShieldMiddleware)
@@ -66,3 +69,27 @@ def _include_routers(app: FastAPI) -> None:
     for module in (ops, jobs, flows, reminders, inbox, admin, webhooks):
         app.include_router(module.router)
     admin_page.install(app)
+
+
+def _document(app: FastAPI) -> None:
+    """Two corrections to the generated OpenAPI document: the job models the raw-job body refers to are
+    added, and FastAPI's default 422 schema is replaced by the shape `envoi.api.errors` answers with."""
+    from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            text = json.dumps(generate()).replace(
+                '"#/components/schemas/HTTPValidationError"', '"#/components/schemas/ValidationProblem"'
+            )
+            schema = json.loads(text)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(JOB_SCHEMA_DEFS)
+            # ValidationProblem is there already: the raw-job route declares it.
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

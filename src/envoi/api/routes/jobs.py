@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Response, status
+from pydantic.json_schema import models_json_schema
 
 from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey
 from envoi.api.intake import Submission, submit_job
 from envoi.api.schemas import JobAccepted, ValidationProblem
+from envoi.notifications.jobs import JOB_MODELS
 from envoi.queue.names import JobName
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[ApiKey])
@@ -17,6 +19,17 @@ ACCEPTED_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": JobAccepted, "description": "Idempotency-Key seen before: the first request's job"},
     422: {"model": ValidationProblem, "description": "The body fails validation"},
 }
+
+
+def _job_schemas() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The four job models' JSON schemas, for the OpenAPI document (see `envoi.api.app`)."""
+    refs, defs = models_json_schema(
+        [(model, "validation") for model in JOB_MODELS.values()], ref_template="#/components/schemas/{model}"
+    )
+    return [refs[(model, "validation")] for model in JOB_MODELS.values()], defs.get("$defs", {})
+
+
+JOB_SCHEMA_REFS, JOB_SCHEMA_DEFS = _job_schemas()
 
 EXAMPLES = {
     "SEND_EMAIL": {"to": "jane@example.com", "subject": "Hello", "html": "<p>Hello</p>"},
@@ -39,6 +52,8 @@ def accepted(submission: Submission, response: Response) -> JobAccepted:
     response_model=JobAccepted,
     responses=ACCEPTED_RESPONSES,
     summary="Enqueue one job",
+    # The body is validated by the job's own model (the one named in the path), after routing.
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"anyOf": JOB_SCHEMA_REFS}}}}},
 )
 async def enqueue_job(
     job_name: Annotated[JobName, Path(alias="jobName", description="One of the four job names")],
