@@ -95,6 +95,8 @@ def api(
     from envoi.db.migrate import pending_message
 
     configure_logging()
+    # /readyz checks the revision on every probe: alembic's two INFO lines each time are noise.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     settings = settings_or_exit()
     bind = host or settings.envoi_host
     missing = [
