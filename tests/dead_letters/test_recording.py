@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from envoi.dead_letters.reconciler import Reconciler
+from envoi.dead_letters.reconciler import WATERMARK_KEY, Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
+from envoi.dead_letters.service import FailedJobService
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.queue.jobs import FinalFailure
 from envoi.runtime import Envoi
@@ -123,3 +124,30 @@ async def test_reconciler_records_what_the_listener_missed(
     assert row.job_options["attempts"] == 5
     assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 1
+
+
+async def test_a_deleted_dead_letter_stays_deleted(
+    envoi_with_jobs: tuple[Envoi, Jobs], start_worker: Any
+) -> None:
+    """bullmq keeps the failed job; neither the running reconciler nor a new worker's records it again."""
+    envoi, _ = envoi_with_jobs
+    await start_worker(envoi)
+    result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PERMANENT", {})
+    [row] = await until(lambda: rows(envoi), message="the dead letter")
+    assert await FailedJobService(envoi).delete(row.id)  # at once, well within the reconciler's window
+    before = await _watermark(envoi)
+    await until(lambda: _watermark_moved(envoi, before), message="a pass of the running reconciler")
+    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once() == 0  # a worker starting
+    assert await row_count(envoi) == 0
+    assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
+
+
+async def _watermark(envoi: Envoi) -> str | None:
+    assert envoi.queue.redis is not None
+    queue = envoi.queue.redis.queue(NOTIFICATIONS_QUEUE)
+    value = await envoi.queue.redis.client.get(queue.toKey(WATERMARK_KEY))
+    return None if value is None else str(value)
+
+
+async def _watermark_moved(envoi: Envoi, before: str | None) -> bool:
+    return await _watermark(envoi) != before

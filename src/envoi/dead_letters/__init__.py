@@ -10,13 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from envoi.queue.jobs import FinalFailure
     from envoi.runtime import Envoi
 
 
 def install(envoi: Envoi) -> None:
     """Add the SQL failure recorder to `envoi.recorders`, and the reconciler to every worker."""
-    from envoi.dead_letters.reconciler import companion
+    from envoi.dead_letters.reconciler import companion, mark_seen
     from envoi.dead_letters.recorder import SqlFailureRecorder
 
-    envoi.recorders.append(SqlFailureRecorder(envoi.db))
+    async def seen(failure: FinalFailure) -> None:
+        await mark_seen(envoi, failure)
+
+    envoi.recorders.append(SqlFailureRecorder(envoi.db, on_recorded=seen))
     envoi.worker_companions.append(companion(envoi))

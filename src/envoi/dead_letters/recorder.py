@@ -7,7 +7,9 @@ SQLite and PostgreSQL speak). Inline failures have no job id: each one is its ow
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,6 +18,8 @@ from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.db.session import Database
 from envoi.db.types import new_id, utcnow
 from envoi.queue.jobs import FinalFailure
+
+log = logging.getLogger("envoi.dead_letters")
 
 
 def failure_row(failure: FinalFailure) -> dict[str, Any]:
@@ -44,11 +48,22 @@ def failure_row(failure: FinalFailure) -> dict[str, Any]:
 
 
 class SqlFailureRecorder:
-    def __init__(self, db: Database) -> None:
+    """`on_recorded` runs after a successful insert (the reconciler's "seen" mark); its errors are
+    logged, not raised: the row is there, and the reconciler only has more to check."""
+
+    def __init__(
+        self, db: Database, *, on_recorded: Callable[[FinalFailure], Awaitable[None]] | None = None
+    ) -> None:
         self.db = db
+        self.on_recorded = on_recorded
 
     async def record(self, failure: FinalFailure) -> None:
         await self.record_many([failure])
+        if self.on_recorded is not None:
+            try:
+                await self.on_recorded(failure)
+            except Exception as exc:
+                log.warning("Dead letter recorded; could not mark it seen in Redis: %s", exc)
 
     async def record_many(self, failures: list[FinalFailure]) -> int:
         """Insert what is not there yet; returns how many rows were new."""
