@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -171,23 +172,34 @@ def list_(
         items = [row_as_dict(row, reveal=reveal) for row in page.items]
         _print_json({"items": items, "next_cursor": page.next_cursor})
         return
-    table = Table("ID", "Failed at (UTC)", "Queue", "Job", "Job id", "Tries", "Status", "Error")
-    for row in page.items:
-        table.add_row(
-            row.id,
-            _failed_at(row),
-            row.queue_name,
-            row.job_name,
-            row.job_id or "(inline)",
-            str(row.attempts_made),
-            row.status,
-            _short(row.error_message),
-        )
-    console.print(table)
+    console.print(_page_table(page.items, wide=console.width >= 120))
     if page.next_cursor:
         console.print(f"More: envoi dlq list --cursor {page.next_cursor} (same filters)")
     elif not page.items:
         console.print("No dead letters.")
+
+
+def _page_table(rows: list[FailedJob], *, wide: bool) -> Table:
+    """The id is what every other command takes: it is never cut. On a narrow terminal the queue and
+    the tries go, and the error gives way first."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ID", no_wrap=True, min_width=26)
+    table.add_column("Failed (UTC)", no_wrap=True)
+    if wide:
+        table.add_column("Queue", no_wrap=True)
+    table.add_column("Job", no_wrap=True, overflow="ellipsis", max_width=26)
+    if wide:
+        table.add_column("Tries", justify="right")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Error", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        failed = _failed_at(row)
+        cells = [row.id, failed[:16] if wide else failed[5:16], row.queue_name, row.job_name]
+        cells += [str(row.attempts_made), row.status, _short(row.error_message, 120)]
+        if not wide:
+            del cells[4], cells[2]
+        table.add_row(*cells)
+    return table
 
 
 @app.command()
