@@ -216,3 +216,17 @@ async def _dead_letter_without_worker(envoi: Envoi) -> Any:
     await SqlFailureRecorder(envoi.db).record(failure(1, job_name="SWITCH"))
     [row] = await rows(envoi)
     return row
+
+
+async def test_a_row_of_a_queue_envoi_does_not_serve_is_left_failed(
+    envoi_with_jobs: tuple[Envoi, Jobs],
+) -> None:
+    envoi, _ = envoi_with_jobs
+    await SqlFailureRecorder(envoi.db).record(failure(1, queue="legacy-node-queue"))
+    [row] = await rows(envoi)
+    service = FailedJobService(envoi)
+    with pytest.raises(ValueError, match="unknown queue"):
+        await service.retry(row.id)
+    [after] = await rows(envoi)
+    assert (after.status, after.retried_job_id) == ("FAILED", None)
+    assert await service.retry_many(FailedJobFilters()) == 0

@@ -269,8 +269,8 @@ def retry(
         for row_id in chosen:
             try:
                 row = await service.retry(row_id, force=force)
-            except (FailedJobNotFoundError, FailedJobNotRetryableError) as exc:
-                failed.append(str(exc))
+            except (FailedJobNotFoundError, FailedJobNotRetryableError, ValueError) as exc:
+                failed.append(f"{row_id}: {exc}" if isinstance(exc, ValueError) else str(exc))
                 continue
             done.append({"id": row.id, "retried_job_id": row.retried_job_id or ""})
         return len(done), done, failed

@@ -13,6 +13,7 @@ if that job does exist).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from envoi.masking import mask_payload
 if TYPE_CHECKING:
     from envoi.runtime import Envoi
 
+log = logging.getLogger("envoi.dead_letters")
+
 __all__ = [
     "DeadLetterStats",
     "FailedJobFilters",
@@ -37,6 +40,7 @@ __all__ = [
     "FailedJobNotRetryableError",
     "FailedJobService",
     "Page",
+    "parse_status",
     "row_as_dict",
 ]
 
@@ -265,7 +269,8 @@ class FailedJobService:
         """Enqueue the job again (fresh job id, fresh attempts) and mark the row RETRIED.
 
         Raises `FailedJobNotFoundError`, or `FailedJobNotRetryableError` when the row is not FAILED
-        (with `force`, a RETRIED row is enqueued again under the same job id).
+        (with `force`, a RETRIED row is enqueued again under the same job id), or `ValueError` for a
+        queue envoi does not know (the row is left FAILED).
         """
         if self.envoi is None:
             raise TypeError("retry needs FailedJobService(envoi): it enqueues")
@@ -322,6 +327,8 @@ class FailedJobService:
                     retried += 1
                 except (FailedJobNotFoundError, FailedJobNotRetryableError):
                     pass  # deleted or retried by someone else since the page was read
+                except ValueError as exc:  # a queue envoi does not serve: the row stays FAILED
+                    log.warning("Dead letter %s not retried: %s", row_id, exc)
             cursor = ids[-1]
             if progress:
                 progress(len(ids))
