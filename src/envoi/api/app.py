@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from envoi.api import errors
-from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware
+from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware, NulGuardMiddleware
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
 from envoi.errors import ConfigError
@@ -57,6 +57,7 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
     _include_routers(app)
     _document(app)
     # Added last, so outermost: the shield sees every error, the limit runs before any route.
+    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorShieldMiddleware)
     return app

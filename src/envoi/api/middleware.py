@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from envoi.validation import NUL, NUL_REASON
 
 log = logging.getLogger("envoi.api")
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -78,6 +82,38 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, send: Send) -> None:
         await _send_json(send, 413, {"detail": f"Request body larger than {self.max_bytes} bytes"})
+
+
+class NulGuardMiddleware:
+    """422 for a NUL (U+0000) in the path or the query string, naming where it is.
+
+    Bodies are checked field by field by the models (`envoi.validation.RejectsNul`); path and query
+    parameters are checked here, once for every route, rather than by a pattern on each parameter.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            errors = self._errors(scope)
+            if errors:
+                await _send_json(send, 422, {"detail": "Invalid request", "errors": errors})
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _errors(scope: Scope) -> list[dict[str, str]]:
+        errors = []
+        if NUL in unquote(scope.get("raw_path", b"").decode("latin-1")) or NUL in scope.get("path", ""):
+            errors.append(
+                {"in": "path", "path": scope.get("path", "").replace(NUL, "\\0"), "reason": NUL_REASON}
+            )
+        query = scope.get("query_string", b"").decode("latin-1")
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if NUL in name or NUL in value:
+                errors.append({"in": "query", "path": name.replace(NUL, "\\0"), "reason": NUL_REASON})
+        return errors
 
 
 class ErrorShieldMiddleware:

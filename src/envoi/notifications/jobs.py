@@ -24,11 +24,12 @@ import binascii
 from typing import Annotated, Any
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from envoi.errors import InvalidJobDataError, UnknownJobError
 from envoi.queue.names import JobName
+from envoi.validation import RejectsNul
 
 __all__ = [
     "JOB_MODELS",
@@ -78,7 +79,7 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
 
 
-class _Wire(BaseModel):
+class _Wire(RejectsNul):
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,

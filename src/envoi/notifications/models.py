@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
 from envoi.notifications.jobs import e164
+from envoi.validation import RejectsNul
 
 #: The locales with templates (`envoi.config.LOCALES`), spelled out so the OpenAPI schema lists them.
 Locale = Literal["fr", "en"]
@@ -33,7 +34,7 @@ TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class _Wire(BaseModel):
+class _Wire(RejectsNul):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True, extra="forbid"
     )
