@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 from pydantic.alias_generators import to_camel
 
-from envoi.notifications.models import Appointment
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
 from envoi.validation import RejectsNul
@@ -92,20 +91,6 @@ class AbandonRecoveryRequest(Body):
     first_name: str | None = Field(None, max_length=200)
     resume_url: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_web_url)]
     locale: Locale | None = None
-
-
-class AppointmentBody(Appointment):
-    """The flows' `Appointment`, with the bounds the calendar invitation and the reminder arithmetic need
-    (found by the schemathesis test: a SEQUENCE over 2**31 - 1, a date next to year 1 or 9999, were 500s)."""
-
-    sequence: int = Field(0, ge=0, le=2**31 - 1)
-
-    @field_validator("scheduled_at")
-    @classmethod
-    def _plausible_year(cls, value: datetime) -> datetime:
-        if not 1970 <= value.year <= 2999:
-            raise ValueError("must be between the years 1970 and 2999")
-        return value
 
 
 # --- inbox ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ hand pydantic's errors back as they are.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,11 +58,18 @@ class Closer(_Wire):
         return f"{self.first_name} {self.last_name}"
 
 
+def _plausible_year(value: datetime) -> datetime:
+    # Reminder arithmetic (scheduledAt - 24 h) and the ICS writer overflow next to years 1 and 9999.
+    if not 1970 <= value.year <= 2999:
+        raise ValueError("must be between the years 1970 and 2999")
+    return value
+
+
 class Appointment(_Wire):
     #: Goes into job ids and idempotency keys (`reminder:{appointmentId}:day`): no colons, no spaces.
     appointment_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     #: Naive datetimes are refused: a reminder an hour off is worse than a 422.
-    scheduled_at: AwareDatetime
+    scheduled_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)]
     duration_minutes: int = Field(gt=0, le=24 * 60)
     visio_url: HttpUrl | None = None
     #: The lead's time zone and language; the settings' defaults when absent.
@@ -69,6 +77,6 @@ class Appointment(_Wire):
     locale: Locale | None = None
     #: RFC 5545 SEQUENCE of the calendar invitation: the caller bumps it when the appointment changes,
     #: so calendars replace the event instead of ignoring the update.
-    sequence: int = Field(0, ge=0)
+    sequence: int = Field(0, ge=0, le=2**31 - 1)
     lead: Lead
     closer: Closer

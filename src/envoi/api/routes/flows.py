@@ -10,13 +10,13 @@ from fastapi import APIRouter, status
 from envoi.api.deps import ApiKey, EnvoiDep, NotificationsDep
 from envoi.api.schemas import (
     AbandonRecoveryRequest,
-    AppointmentBody,
     FlowAccepted,
     FlowJob,
     InvitationEmailRequest,
     ValidationProblem,
     VerificationEmailRequest,
 )
+from envoi.notifications.models import Appointment
 from envoi.queue.base import EnqueueResult
 from envoi.runtime import Envoi
 
@@ -96,6 +96,6 @@ async def abandon_recovery(
     responses=RESPONSES,
 )
 async def appointment_confirmation(
-    appointment: AppointmentBody, service: NotificationsDep, envoi: EnvoiDep
+    appointment: Appointment, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
     return accepted(await service.send_appointment_confirmation(appointment=appointment), envoi)

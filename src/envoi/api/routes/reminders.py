@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Response, status
 
 from envoi.api.deps import ApiKey, NotificationsDep
 from envoi.api.errors import invalid
-from envoi.api.schemas import AppointmentBody, RemindersScheduled, ScheduledReminder, ValidationProblem
+from envoi.api.schemas import RemindersScheduled, ScheduledReminder, ValidationProblem
+from envoi.notifications.models import Appointment
 
 router = APIRouter(prefix="/v1/appointments", tags=["reminders"], dependencies=[ApiKey])
 
@@ -22,7 +23,7 @@ AppointmentId = Annotated[str, Path(alias="appointmentId", min_length=1, max_len
     summary="Schedule (or reschedule) the day-before and hour-before reminders",
 )
 async def schedule_reminders(
-    appointment_id: AppointmentId, appointment: AppointmentBody, service: NotificationsDep
+    appointment_id: AppointmentId, appointment: Appointment, service: NotificationsDep
 ) -> RemindersScheduled | Response:
     if appointment.appointment_id != appointment_id:
         return invalid(
