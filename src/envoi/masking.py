@@ -31,7 +31,8 @@ def mask_phone(value: str) -> str:
     digit_positions = [i for i, ch in enumerate(national) if ch.isdigit()]
     keep = set(digit_positions[:1] + digit_positions[-2:])
     masked = "".join(ch if (not ch.isdigit() or i in keep) else "*" for i, ch in enumerate(national))
-    return country + masked
+    # "+33 6 ** ** ** 78" reads as "+33 6** ** ** 78": a lone first digit joins the stars after it.
+    return country + re.sub(r"^ (\d) \*", r" \1*", masked)
 
 
 def mask_recipient(value: str) -> str:

@@ -34,7 +34,7 @@ async def test_failed_jobs_list_is_masked_and_filtered(api: Api) -> None:
     assert [item["id"] for item in page["items"]] == [email, sms]
     assert page["nextCursor"] is None
     item = page["items"][1]
-    assert item["jobData"]["to"] == "+33 6** ** ** 78" or item["jobData"]["to"].endswith("78")
+    assert item["jobData"]["to"] == "+33 6** ** ** 78"
     assert "612345678" not in str(page)
     assert "jane@example.com" not in str(page)
     assert set(item) >= {
