@@ -24,6 +24,9 @@ from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.worker")
 
+#: How long close() waits on each of its last steps (a forced close, stragglers) before cancelling.
+FORCE_CLOSE_S = 5.0
+
 #: Job options kept with a dead letter, so that a retry re-creates the job as it was.
 KEPT_OPTIONS = ("attempts", "backoff", "delay", "priority", "lifo", "removeOnComplete", "removeOnFail")
 
@@ -116,7 +119,12 @@ class Worker:
             # and a close right after start cannot race run() into reopening a closed client.
             await worker._ensure_client_names()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
-        self._companion_tasks = [asyncio.create_task(companion()) for companion in self.companions]
+        self._companion_tasks = [
+            asyncio.create_task(
+                companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"
+            )
+            for companion in self.companions
+        ]
         log.info(
             "Notifications worker started (queues: %s, concurrency %d)",
             ", ".join(self.queues),
@@ -153,6 +161,7 @@ class Worker:
     def _spawn(self, coro: Awaitable[Any]) -> None:
         # bullmq calls listeners synchronously: an async listener must be scheduled, and kept referenced.
         task = asyncio.ensure_future(coro)
+        task.set_name("envoi-record-failure")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -183,18 +192,31 @@ class Worker:
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop taking jobs; let running ones finish for up to `timeout` seconds, then abandon them
-        (their locks expire and another worker takes them up again)."""
+        (their locks expire and another worker takes them up again). Always returns: whatever is still
+        running FORCE_CLOSE_S after that is cancelled, and named in the log."""
         timeout = self.settings.worker_shutdown_timeout_s if timeout is None else timeout
         for task in self._companion_tasks:
             task.cancel()
         workers = list(self._workers.values())
-        graceful = asyncio.gather(*(w.close() for w in workers))
-        try:
-            await asyncio.wait_for(asyncio.shield(graceful), timeout)
-        except TimeoutError:
+        graceful = asyncio.ensure_future(
+            asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        )
+        done, _ = await asyncio.wait([graceful], timeout=timeout)
+        if not done:
             log.warning("Jobs still running after %.0fs: closing the worker anyway", timeout)
-            await asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
-        await asyncio.gather(*self._runs, *self._pending, *self._companion_tasks, return_exceptions=True)
+            forced = asyncio.ensure_future(
+                asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+            )
+            await asyncio.wait([forced], timeout=FORCE_CLOSE_S)
+        leftovers = [
+            t for t in (graceful, *self._runs, *self._pending, *self._companion_tasks) if not t.done()
+        ]
+        if leftovers:
+            _, still = await asyncio.wait(leftovers, timeout=FORCE_CLOSE_S)
+            for task in still:
+                log.warning("Still running %.0fs after close, cancelled: %s", FORCE_CLOSE_S, task.get_name())
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
         self._workers.clear()
         self._runs.clear()
         log.info("Notifications worker stopped")
