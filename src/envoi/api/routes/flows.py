@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -23,6 +24,10 @@ from envoi.runtime import Envoi
 router = APIRouter(prefix="/v1/flows", tags=["flows"], dependencies=[ApiKey])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ValidationProblem}}
+#: Every flow answers 202 with the jobs it enqueued.
+flow = partial(
+    router.post, status_code=status.HTTP_202_ACCEPTED, response_model=FlowAccepted, responses=RESPONSES
+)
 
 
 def accepted(results: Sequence[EnqueueResult], envoi: Envoi) -> FlowAccepted:
@@ -36,12 +41,7 @@ def accepted(results: Sequence[EnqueueResult], envoi: Envoi) -> FlowAccepted:
     )
 
 
-@router.post(
-    "/verification-email",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowAccepted,
-    responses=RESPONSES,
-)
+@flow("/verification-email")
 async def verification_email(
     body: VerificationEmailRequest, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
@@ -54,12 +54,7 @@ async def verification_email(
     return accepted(results, envoi)
 
 
-@router.post(
-    "/invitation-email",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowAccepted,
-    responses=RESPONSES,
-)
+@flow("/invitation-email")
 async def invitation_email(
     body: InvitationEmailRequest, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
@@ -74,12 +69,7 @@ async def invitation_email(
     return accepted(results, envoi)
 
 
-@router.post(
-    "/abandon-recovery",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowAccepted,
-    responses=RESPONSES,
-)
+@flow("/abandon-recovery")
 async def abandon_recovery(
     body: AbandonRecoveryRequest, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
@@ -89,12 +79,7 @@ async def abandon_recovery(
     return accepted(results, envoi)
 
 
-@router.post(
-    "/appointment-confirmation",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowAccepted,
-    responses=RESPONSES,
-)
+@flow("/appointment-confirmation")
 async def appointment_confirmation(
     appointment: Appointment, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
