@@ -172,11 +172,12 @@ def list_(
         items = [row_as_dict(row, reveal=reveal) for row in page.items]
         _print_json({"items": items, "next_cursor": page.next_cursor})
         return
+    if not page.items:
+        console.print("No dead letters.")
+        return
     console.print(_page_table(page.items, wide=console.width >= 120))
     if page.next_cursor:
         console.print(f"More: envoi dlq list --cursor {page.next_cursor} (same filters)")
-    elif not page.items:
-        console.print("No dead letters.")
 
 
 def _page_table(rows: list[FailedJob], *, wide: bool) -> Table:
