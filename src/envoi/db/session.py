@@ -46,7 +46,11 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url, asynchronous=True)
         ensure_sqlite_dir(self.url)
-        self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=True)
+        # hide_parameters: a database error's message would otherwise carry the statement's values
+        # (recipients, message bodies) into logs, bullmq's failedReason and the dead letters.
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, echo=echo, pool_pre_ping=True, hide_parameters=True
+        )
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
