@@ -73,6 +73,18 @@ def worker(
         typer.echo("envoi: QUEUE_ENABLED=false: there is no queue to work (jobs run inline)", err=True)
         raise typer.Exit(2)
 
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        # The worker's counters live in its own process: it serves them itself (the API's /metrics
+        # shows the API's counters and the queue and dead-letter gauges).
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        log.info(
+            "Worker metrics on http://%s:%d/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+        )
+
     async def main() -> None:
         envoi = Envoi(settings)
         try:

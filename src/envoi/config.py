@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     worker_stalled_interval_ms: int = Field(30000, gt=0)
     worker_max_stalled_count: int = Field(2, ge=0)
     worker_shutdown_timeout_s: float = Field(30, ge=0)
+    #: Serve the worker's Prometheus metrics (jobs completed, failed, durations) on this port; off when unset.
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     #: How long the worker blocks on Redis waiting for a job (bullmq's drainDelay), seconds.
     worker_drain_delay_s: float = Field(4, gt=0, le=10)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.dead_letters.service import (
@@ -185,7 +186,10 @@ async def test_retry_many_and_retry_in_fallback_mode_runs_inline(
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "ALWAYS_FAIL", {"n": 2})
     jobs.broken = False
     service = FailedJobService(envoi)
+    labels = {"queue": NOTIFICATIONS_QUEUE, "job_name": "SWITCH"}
+    retried_before = REGISTRY.get_sample_value("envoi_jobs_retried_total", labels) or 0
     assert await service.retry_many(FailedJobFilters(job_name="SWITCH")) == 3
+    assert REGISTRY.get_sample_value("envoi_jobs_retried_total", labels) == retried_before + 3
     assert [c.mode for c in jobs.named("SWITCH")] == ["sync"] * 6
     assert await service.retry_many(FailedJobFilters(job_name="SWITCH")) == 0
     assert await service.retry_many(FailedJobFilters(status="RETRIED")) == 0  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 
+from envoi import metrics
 from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.db.session import Database
 from envoi.db.types import utcnow
@@ -300,6 +301,7 @@ class FailedJobService:
             # Nothing was enqueued (a bad queue name, a cancelled call): give the row back.
             await self._unclaim(id, job_id)
             raise
+        metrics.JOBS_RETRIED.labels(row.queue_name, row.job_name).inc()
         return row
 
     async def _unclaim(self, id: str, job_id: str) -> None:
