@@ -118,6 +118,9 @@ class Worker:
             # Connect (and name the connections) before `run()`: "started" then means Redis answered,
             # and a close right after start cannot race run() into reopening a closed client.
             await worker._ensure_client_names()
+            # bullmq learns that Redis takes fractional block timeouts only from the server's version,
+            # which its worker never asks for: without this, a retry due in 0.5 s waits for a whole second.
+            await worker.blockingRedisConnection.getRedisVersion()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
         self._companion_tasks = [
             asyncio.create_task(

@@ -70,8 +70,7 @@ async def test_429_with_retry_after_is_retried_after_it(
     started_at = time.monotonic()
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_SMS, text_data())
     await eventually(lambda: twilio_server.messages, timeout=15, message="SMS posted on the second attempt")
-    # The job's own backoff is 50 ms (and bullmq's pickup rounds up to 1 s at most): only Retry-After
-    # explains three seconds.
+    # The job's own backoff is 50 ms: only Retry-After explains three seconds.
     assert time.monotonic() - started_at >= 2.9
     assert [status for status, _ in twilio_server.requests] == [429, 201]
     assert recorder.failures == []
