@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
             ["-n", "50", "--reps", "1"],
             ["bullmq Worker, URL connection (baseline)", "envoi Worker"],
         ),
+        (
+            "retry_latency.py",
+            ["-n", "2", "--backoff-ms", "100"],
+            ["bullmq Worker (baseline)", "envoi Worker"],
+        ),
     ],
 )
 def test_benchmark_prints_its_table(redis_url: str, script: str, args: list[str], rows: list[str]) -> None:
