@@ -14,18 +14,17 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from bullmq import Queue
 
+from common import add_redis_argument, bench_environment
 from envoi.config import Settings
-from envoi.embedded_redis import EmbeddedRedis, free_port
+from envoi.embedded_redis import free_port
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.runtime import Envoi
 from envoi.sync_client import SyncClient
@@ -122,18 +121,11 @@ def sync_client_samples(n: int, url: str, db: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=5000)
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    add_redis_argument(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        server = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis")
-        url = args.redis_url or server.start()  # type: ignore[union-attr]
-        try:
-            results = asyncio.run(main_async(args.n, url, db))
-            results["envoi SyncClient.enqueue (from a thread)"] = sync_client_samples(args.n, url, db)
-        finally:
-            if server:
-                server.stop()
+    with bench_environment(args.redis_url) as (url, db):
+        results = asyncio.run(main_async(args.n, url, db))
+        results["envoi SyncClient.enqueue (from a thread)"] = sync_client_samples(args.n, url, db)
     baseline, _ = summary(results["bullmq Queue.add (baseline)"])
     print(f"n={args.n} per case, Redis {url}")
     print(f"{'case':58} {'median us':>10} {'p95 us':>10} {'x baseline':>10}")

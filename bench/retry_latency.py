@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bullmq import Queue
 from bullmq import Worker as BullWorker
 
+from common import add_redis_argument, bench_environment
 from envoi.config import Settings
-from envoi.embedded_redis import EmbeddedRedis
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.runtime import Envoi
 from envoi.worker import Worker
@@ -112,17 +109,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--backoff-ms", type=int, default=500)
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    add_redis_argument(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis")
-        url = args.redis_url or server.start()  # type: ignore[union-attr]
-        try:
-            baseline = asyncio.run(bare(url, args.n, args.backoff_ms))
-            envoi = asyncio.run(envoi_worker(url, args.n, args.backoff_ms, f"sqlite:///{tmp}/b.db"))
-        finally:
-            if server:
-                server.stop()
+    with bench_environment(args.redis_url) as (url, db):
+        baseline = asyncio.run(bare(url, args.n, args.backoff_ms))
+        envoi = asyncio.run(envoi_worker(url, args.n, args.backoff_ms, db))
     print(f"n={args.n} retries after a {args.backoff_ms} ms backoff, Redis {url}")
     print(f"{'worker':30} {'median ms late':>15} {'max ms late':>12} {'x baseline':>10}")
     for name, values in (("bullmq Worker (baseline)", baseline), ("envoi Worker", envoi)):

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bullmq import Queue
 from bullmq import Worker as BullWorker
 
+from common import add_redis_argument, bench_environment
 from envoi.config import Settings
-from envoi.embedded_redis import EmbeddedRedis
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.runtime import Envoi
 from envoi.worker import Worker
@@ -111,16 +108,10 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    add_redis_argument(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis")
-        url = args.redis_url or server.start()  # type: ignore[union-attr]
-        try:
-            rates = asyncio.run(main_async(url, args.n, args.concurrency, args.reps, f"sqlite:///{tmp}/b.db"))
-        finally:
-            if server:
-                server.stop()
+    with bench_environment(args.redis_url) as (url, db):
+        rates = asyncio.run(main_async(url, args.n, args.concurrency, args.reps, db))
     baseline = statistics.median(rates[BASELINE])
     print(f"n={args.n} no-op jobs, concurrency {args.concurrency}, {args.reps} repetitions, Redis {url}")
     print(f"{'worker':42} {'jobs/s (median)':>16} {'runs':>36} {'x baseline':>10}")
