@@ -47,6 +47,8 @@ FALLBACK_ENTITY_FIELDS = ("user_id", "organization_id")
 KEY_MAX_LENGTH = 255
 #: Bounds on what a provider's error may write into the row.
 ERROR_CODE_MAX, ERROR_MESSAGE_MAX = 50, 2000
+#: The column's length (`message_deliveries.template_key`).
+TEMPLATE_KEY_MAX = 100
 
 
 class IdempotencyKeyConflictError(JobError):
@@ -151,20 +153,16 @@ class DeliveryLedger:
         self, key: str, channel: str, provider: str, recipient: str, template_key: str | None
     ) -> Claim | None:
         lease = utcnow() + self.lease
-        row = MessageDelivery(
-            idempotency_key=key,
-            channel=channel,
-            provider=provider,
-            recipient=recipient,
-            template_key=(template_key or None) and template_key[:100],
+        row = _new_row(
+            key,
+            channel,
+            provider,
+            recipient,
+            template_key,
             status=DeliveryStatus.SENDING,
-            attempts=0,
             lease_expires_at=lease,
         )
-        try:
-            async with self.db.session() as session:
-                session.add(row)
-        except IntegrityError:
+        if not await self._insert_new(row):
             return None
         return Claim(row.id, key, DeliveryStatus.SENDING, lease_expires_at=lease)
 
@@ -241,22 +239,18 @@ class DeliveryLedger:
     ) -> DeliveryStatus:
         """Record a message that will not be sent (its channel is disabled). Returns the row's status:
         CANCELLED, or the final status an earlier run left (a SENT row stays SENT)."""
-        row = MessageDelivery(
-            idempotency_key=key,
-            channel=channel,
-            provider=provider,
-            recipient=recipient,
-            template_key=(template_key or None) and template_key[:100],
+        row = _new_row(
+            key,
+            channel,
+            provider,
+            recipient,
+            template_key,
             status=DeliveryStatus.CANCELLED,
             error_code="CHANNEL_DISABLED",
             error_message=reason[:ERROR_MESSAGE_MAX],
         )
-        try:
-            async with self.db.session() as session:
-                session.add(row)
+        if await self._insert_new(row):
             return DeliveryStatus.CANCELLED
-        except IntegrityError:
-            pass
         statement = (
             update(MessageDelivery)
             .where(MessageDelivery.idempotency_key == key, MessageDelivery.status.in_(CLAIMABLE_STATUSES))
@@ -267,8 +261,31 @@ class DeliveryLedger:
         existing = await self.get(key)
         return DeliveryStatus(existing.status) if existing else DeliveryStatus.CANCELLED
 
+    async def _insert_new(self, row: MessageDelivery) -> bool:
+        """Insert a row; False when its key exists already (another run inserted it first)."""
+        try:
+            async with self.db.session() as session:
+                session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
     async def _execute(self, statement: Any) -> bool:
         """Run one UPDATE; True when it changed a row."""
         async with self.db.session() as session:
             result = cast("CursorResult[Any]", await session.execute(statement))
             return result.rowcount == 1
+
+
+def _new_row(
+    key: str, channel: str, provider: str, recipient: str, template_key: str | None, **fields: Any
+) -> MessageDelivery:
+    return MessageDelivery(
+        idempotency_key=key,
+        channel=channel,
+        provider=provider,
+        recipient=recipient,
+        template_key=(template_key or None) and template_key[:TEMPLATE_KEY_MAX],
+        attempts=0,
+        **fields,
+    )
