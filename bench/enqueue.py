@@ -50,7 +50,7 @@ def noop_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
 
     @registry.handler("SEND_EMAIL")
-    async def send(context: JobContext) -> None:
+    async def send(_data: object, context: JobContext) -> None:
         return None
 
     return registry
@@ -60,6 +60,13 @@ def settings_for(url: str, prefix: str, db: str, **extra: Any) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, redis_url=url, redis_prefix=prefix, database_url=db, **extra
     )
+
+
+async def obliterate(url: str, prefix: str) -> None:
+    """Leave nothing behind in a shared Redis."""
+    queue = Queue(NOTIFICATIONS_QUEUE, {"connection": url, "prefix": prefix})
+    await queue.obliterate(force=True)
+    await queue.close()
 
 
 async def main_async(n: int, url: str, db: str) -> dict[str, list[float]]:
@@ -73,16 +80,15 @@ async def main_async(n: int, url: str, db: str) -> dict[str, list[float]]:
     queue = Queue(NOTIFICATIONS_QUEUE, {"connection": url, "prefix": f"{prefix}-raw"})
     opts = {"attempts": 5, "backoff": {"type": "exponential", "delay": 30000}, "removeOnComplete": True}
     results["bullmq Queue.add (baseline)"] = await timed(n, lambda i: queue.add("SEND_EMAIL", DATA, opts))
-    await queue.obliterate(force=True)
     await queue.close()
+    await obliterate(url, f"{prefix}-raw")
 
     envoi = Envoi(settings_for(url, prefix, db), registry=noop_registry())
     results["envoi enqueue, Redis"] = await timed(
         n, lambda i: envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)
     )
-    assert envoi.queue.redis is not None
-    await envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).obliterate(force=True)
     await envoi.close()
+    await obliterate(url, prefix)
 
     inline = Envoi(settings_for(url, prefix, db, queue_enabled=False), registry=noop_registry())
     results["envoi enqueue, QUEUE_ENABLED=false (inline no-op)"] = await timed(
@@ -113,8 +119,7 @@ def sync_client_samples(n: int, url: str, db: str) -> list[float]:
             started = time.perf_counter()
             client.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)
             samples.append(time.perf_counter() - started)
-        assert client.envoi.queue.redis is not None
-        client.run(client.envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).obliterate(force=True))
+    asyncio.run(obliterate(url, prefix))
     return samples
 
 

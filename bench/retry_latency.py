@@ -83,7 +83,7 @@ async def envoi_worker(url: str, n: int, backoff_ms: int, db: str) -> list[float
     starts = Starts()
 
     @registry.handler("F")
-    async def handler(context: JobContext) -> None:
+    async def handler(_data: object, context: JobContext) -> None:
         if starts.record():
             raise RuntimeError("first attempt fails")
 

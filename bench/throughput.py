@@ -68,7 +68,7 @@ async def drain_envoi(url: str, prefix: str, n: int, concurrency: int, db: str) 
     registry = HandlerRegistry()
 
     @registry.handler("NOOP")
-    async def noop(context: JobContext) -> None:
+    async def noop(_data: object, context: JobContext) -> None:
         stamps.append(time.perf_counter())
         if len(stamps) == n:
             done.set()

@@ -45,7 +45,21 @@ async def eventually(
         await asyncio.sleep(interval)  # a polling interval, not a synchronisation
 
 
+def bull_queue(queue_service: Any, name: str) -> Any:
+    """bullmq's `Queue` for `name`, for tests that look at the jobs in Redis (envoi's own code never
+    reaches past `QueueService`)."""
+    backend = queue_service._redis
+    assert backend is not None, "the queue is disabled"
+    return backend.queue(name)
+
+
+def redis_client(queue_service: Any) -> Any:
+    """The queue's own redis-py client, for tests that look at envoi's keys."""
+    backend = queue_service._redis
+    assert backend is not None, "the queue is disabled"
+    return backend.client
+
+
 async def job_state(envoi: Any, queue: str, job_id: str) -> str:
     """bullmq's state of a job ('waiting', 'delayed', 'active', 'completed', 'failed' or 'unknown')."""
-    assert envoi.queue.redis is not None
-    return str(await envoi.queue.redis.queue(queue).getJobState(job_id))
+    return str(await bull_queue(envoi.queue, queue).getJobState(job_id))

@@ -2,7 +2,8 @@
 
     EnvoiError
     ├── ConfigError                    a setting is invalid: start-up stops with its message
-    ├── QueueUnavailableError          Redis could not be reached (the queue falls back to inline)
+    ├── QueueUnavailableError          Redis cannot be asked now (disabled, down, breaker open):
+    │                                  raised by `QueueService.on_redis`; enqueue then runs inline
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
     │   └── InvalidJobDataError        the data fails validation (the message names the field)
@@ -40,7 +41,8 @@ class ConfigError(EnvoiError):
 
 
 class QueueUnavailableError(EnvoiError):
-    """Redis did not answer within the connect timeout, or the circuit breaker is open."""
+    """The queue is disabled, Redis did not answer within its timeouts, or the circuit breaker is open.
+    `enqueue` never lets it out (the job runs inline); Redis-only operations raise it or say "unknown"."""
 
 
 class JobError(EnvoiError):

@@ -1,48 +1,72 @@
-"""`Envoi`: the objects a process needs (settings, database, handlers, queue), built once, closed once."""
+"""`Envoi`: the composition root, and the only module that wires.
+
+It builds every service once from the settings and hands each the collaborators it uses as keyword
+arguments; nothing below it imports it. The doors (the HTTP API, the CLI, the worker process,
+`SyncClient`) take an `Envoi` and use its services.
+
+    settings ─► Database ─────────────┬─► DeliveryLedger ─► NotificationHandlers ─► registry
+             └► QueueService(registry, recorders) ─► NotificationsService
+                     │                 └─► FailedJobService (dead letters)
+                     └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from envoi.channels import Channels
 from envoi.config import Settings, load_settings
 from envoi.db.session import Database
+from envoi.dead_letters.alerts import DeadLetterAlerter
+from envoi.dead_letters.reconciler import Reconciler
+from envoi.dead_letters.recorder import SqlFailureRecorder
+from envoi.dead_letters.service import FailedJobService
+from envoi.deliveries import DeliveryLedger
+from envoi.notifications.handlers import NotificationHandlers
+from envoi.notifications.service import NotificationsService
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
 
+Companion = Callable[[], Coroutine[Any, Any, None]]
+
 
 class Envoi:
-    """The composition root. `registry=None` installs envoi's own handlers (the notification jobs);
-    tests pass a registry of their own when the handlers are not what they test."""
+    """`registry=None` registers envoi's own handlers (the notification jobs); tests pass a registry of
+    their own when the handlers are not what they test."""
 
     def __init__(self, settings: Settings | None = None, *, registry: HandlerRegistry | None = None) -> None:
-        self.settings = settings or load_settings()
-        self.db = Database(self.settings.database_url)
-        self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
-        #: Given the queue names a worker serves, each returns a coroutine function the worker runs
-        #: alongside itself (`Worker.companions`): the dead-letter reconciler is one.
-        self.worker_companions: list[
-            Callable[[tuple[str, ...]], Callable[[], Coroutine[Any, Any, None]]]
-        ] = []
-        #: Run by `close()`, last added first, before the database goes: the channels' HTTP client is one.
-        self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.settings = settings = settings or load_settings()
+        self.db = Database(settings.database_url)
         self.registry = registry if registry is not None else HandlerRegistry()
-        self._install(default_handlers=registry is None)
-        self.queue = QueueService(self.settings, self.registry, self.recorders)
+        #: Told of every final failure, by the worker and by the inline fallback.
+        self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
+        self.queue = QueueService(settings, self.registry, self.recorders)
+        self.recorders.append(SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded))
+        self.dead_letters = FailedJobService(db=self.db, queue=self.queue)
+        self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)
+        self.notifications = NotificationsService(settings=settings, queue=self.queue)
+        self.channels: Channels | None = None
+        if registry is None:
+            self.channels = Channels.from_settings(settings, self.db)
+            NotificationHandlers(self.channels, self.ledger).register(self.registry)
 
-    def _install(self, *, default_handlers: bool) -> None:
-        # Imported here: these modules import the runtime's parts, not the other way round.
-        from envoi.api.alerts import install as install_alerts
-        from envoi.dead_letters import install as install_dead_letters
-        from envoi.notifications import install as install_notifications
-
-        install_dead_letters(self)
-        install_alerts(self)
-        if default_handlers:
-            install_notifications(self)
+    def worker_companions(self, queues: Sequence[str]) -> list[Companion]:
+        """What runs beside a worker serving `queues`, until it stops."""
+        reconciler = Reconciler(
+            db=self.db,
+            failed_set=self.queue.failed_set,
+            queues=queues,
+            interval_s=self.settings.dlq_reconcile_interval_s,
+        )
+        companions: list[Companion] = [reconciler.run_forever]
+        if self.settings.alert_webhook_url is not None:
+            alerter = DeadLetterAlerter(settings=self.settings, db=self.db, marks=self.queue.marks)
+            companions.append(alerter.run_forever)
+        return companions
 
     async def close(self) -> None:
         await self.queue.close()
-        for closer in reversed(self.closers):
-            await closer()
+        if self.channels is not None:
+            await self.channels.aclose()
         await self.db.dispose()

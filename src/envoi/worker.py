@@ -18,6 +18,7 @@ from bullmq import Worker as BullWorker
 
 from envoi import metrics
 from envoi.errors import TransientDeliveryError, is_permanent
+from envoi.queue.failures import final_failure, is_final_failure
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
@@ -26,34 +27,6 @@ log = logging.getLogger("envoi.worker")
 
 #: How long close() waits on each of its last steps (a forced close, stragglers) before cancelling.
 FORCE_CLOSE_S = 5.0
-
-#: Job options kept with a dead letter, so that a retry re-creates the job as it was.
-KEPT_OPTIONS = ("attempts", "backoff", "delay", "priority", "lifo", "removeOnComplete", "removeOnFail")
-
-
-def job_options(job: Any) -> dict[str, Any]:
-    opts = {key: job.opts[key] for key in KEPT_OPTIONS if key in job.opts}
-    opts["jobId"] = str(job.id)
-    return opts
-
-
-def is_final_failure(job: Any, error: BaseException) -> bool:
-    """After bullmq's moveToFailed: no attempt left, or an error that forbids retries."""
-    return isinstance(error, UnrecoverableError) or job.attemptsMade >= int(job.opts.get("attempts") or 1)
-
-
-def final_failure(queue: str, job: Any) -> FinalFailure:
-    return FinalFailure(
-        queue=queue,
-        job_name=job.name,
-        data=job.data,
-        options=job_options(job),
-        error_message=job.failedReason or "",
-        stacktrace=list(job.stacktrace or []),
-        attempts_made=int(job.attemptsMade),
-        job_id=str(job.id),
-        finished_on=int(job.finishedOn) if job.finishedOn else None,
-    )
 
 
 def _stretch_backoff(job: Any, retry_after_s: float) -> None:
@@ -89,9 +62,7 @@ class Worker:
         self._runs: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[Any]] = set()
         #: Coroutines run alongside the worker until it stops (the dead-letter reconciler is one).
-        self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = [
-            make(self.queues) for make in envoi.worker_companions
-        ]
+        self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = envoi.worker_companions(self.queues)
         self._companion_tasks: list[asyncio.Task[None]] = []
 
     def worker_options(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from envoi.api.alerts import DeadLetterAlerter
 from envoi.config import Settings
+from envoi.dead_letters.alerts import SEEN, DeadLetterAlerter
 from envoi.embedded_redis import free_port
 from envoi.errors import PermanentDeliveryError
 from envoi.queue.jobs import HandlerRegistry, JobContext
@@ -48,11 +48,11 @@ def registry() -> HandlerRegistry:
     handlers = HandlerRegistry()
 
     @handlers.handler("SEND_SMS")
-    async def refuse(context: JobContext) -> None:
+    async def refuse(_data: object, context: JobContext) -> None:
         raise PermanentDeliveryError("21211: invalid 'To' number", channel="sms", code="21211")
 
     @handlers.handler("SEND_EMAIL")
-    async def accept(context: JobContext) -> str:
+    async def accept(_data: object, context: JobContext) -> str:
         return "sent"
 
     return handlers
@@ -70,10 +70,9 @@ async def test_worker_companion_sends_one_summary(
         registry=registry(),
     )
     await start_worker(envoi)
-    alerter = DeadLetterAlerter(envoi)
-    assert envoi.queue.redis is not None
+    alerter = DeadLetterAlerter(settings=envoi.settings, db=envoi.db, marks=envoi.queue.marks)
     # The companion's first pass marks what is already there as seen; failures after it are news.
-    await eventually(lambda: envoi.queue.redis.client.exists(alerter.seen_key), message="alerter started")  # type: ignore[union-attr]
+    await eventually(lambda: _alerter_started(envoi), message="alerter started")
 
     for _ in range(2):
         await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_SMS", {"to": "+33612345678", "message": "x"})
@@ -98,8 +97,8 @@ async def test_failing_webhook_does_not_affect_jobs(
     closed = f"http://127.0.0.1:{free_port()}/hook"
     envoi = make_envoi(make_settings(alert_webhook_url=closed, alert_min_interval_s=0), registry=registry())
     await start_worker(envoi)
-    alerter = DeadLetterAlerter(envoi)
-    await eventually(lambda: envoi.queue.redis.client.exists(alerter.seen_key), message="alerter started")  # type: ignore[union-attr]
+    alerter = DeadLetterAlerter(settings=envoi.settings, db=envoi.db, marks=envoi.queue.marks)
+    await eventually(lambda: _alerter_started(envoi), message="alerter started")
 
     await add_failed_job(envoi)
     assert await alerter.check_once() is False  # logged, not raised; tried again later
@@ -117,4 +116,9 @@ async def test_no_webhook_no_companion(
 ) -> None:
     with_alerts = make_envoi(make_settings(alert_webhook_url="http://127.0.0.1:9/hook"))
     without = make_envoi(make_settings())
-    assert len(with_alerts.worker_companions) == len(without.worker_companions) + 1
+    queues = [NOTIFICATIONS_QUEUE]
+    assert len(with_alerts.worker_companions(queues)) == len(without.worker_companions(queues)) + 1
+
+
+async def _alerter_started(envoi: Envoi) -> bool:
+    return await envoi.queue.marks.get(SEEN) is not None

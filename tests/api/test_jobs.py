@@ -9,7 +9,7 @@ import pytest
 
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from tests.api.conftest import ADMIN_TOKEN, Api
-from tests.helpers import job_state
+from tests.helpers import bull_queue, job_state, redis_client
 
 SMS = {"to": "+33612345678", "message": "Your code is 123456"}
 
@@ -34,8 +34,7 @@ async def test_each_job_is_enqueued(api: Api, job_name: str, data: dict[str, Any
     body = response.json()
     assert body["mode"] == "queued"
     assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, body["jobId"]) == "waiting"
-    assert api.envoi.queue.redis is not None
-    job = await api.envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).getJob(body["jobId"])
+    job = await bull_queue(api.envoi.queue, NOTIFICATIONS_QUEUE).getJob(body["jobId"])
     assert job.name == job_name
 
 
@@ -95,15 +94,14 @@ async def test_idempotency_key_answers_first_job_and_enqueues_once(api: Api) -> 
     assert second.status_code == 200
     assert second.json()["jobId"] == first.json()["jobId"]
     assert await waiting_jobs(api) == 1
-    redis = api.envoi.queue.redis
-    assert redis is not None
-    job = await redis.queue(NOTIFICATIONS_QUEUE).getJob(first.json()["jobId"])
+    job = await bull_queue(api.envoi.queue, NOTIFICATIONS_QUEUE).getJob(first.json()["jobId"])
     assert job.data["metadata"]["idempotencyKey"] == "order-42-sms"
-    # The key is kept under the configured prefix, with a TTL.
-    pattern = f"{api.envoi.settings.redis_prefix}:envoi:idempotency:*"
-    keys = [key async for key in redis.client.scan_iter(pattern)]
+    # The key is kept under envoi's prefix for the configured bullmq prefix, with a TTL.
+    client = redis_client(api.envoi.queue)
+    pattern = f"envoi:{api.envoi.settings.redis_prefix}:idempotency:*"
+    keys = [key async for key in client.scan_iter(pattern)]
     assert len(keys) == 1
-    assert 0 < await redis.client.ttl(keys[0]) <= 24 * 3600
+    assert 0 < await client.ttl(keys[0]) <= 24 * 3600
 
 
 async def test_rejected_request_does_not_burn_its_key(api: Api) -> None:

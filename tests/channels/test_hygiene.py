@@ -40,8 +40,7 @@ async def test_logs_mask_recipients_and_never_show_bodies(
 
 async def test_closing_the_envoi_closes_the_twilio_client(delivery_settings: Settings) -> None:
     envoi = Envoi(delivery_settings)
-    [closer] = envoi.closers
-    channels: Any = getattr(closer, "__self__", None)
+    channels = envoi.channels
     assert channels is not None and channels.twilio is not None
     await envoi.close()
     assert channels.twilio.client.is_closed

@@ -21,7 +21,7 @@ from envoi.runtime import Envoi
 from tests.channels.support import Recorder, email_data, text_data
 from tests.fixtures.smtp import SmtpSink
 from tests.fixtures.twilio import TwilioServer
-from tests.helpers import eventually, job_state
+from tests.helpers import bull_queue, eventually, job_state
 
 
 def test_email_job_round_trips_camel_case_and_keeps_unknown_metadata() -> None:
@@ -119,10 +119,13 @@ async def test_worker_fails_invalid_data_at_once_without_retries(
     recorder = Recorder()
     envoi.recorders.append(recorder)
     await start_worker(envoi)
-    result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, name, data)
+    # A foreign producer (Node) adds it: envoi's own `enqueue` would refuse it at the call.
+    with pytest.raises(InvalidJobDataError):
+        await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, name, data)
+    job = await bull_queue(envoi.queue, NOTIFICATIONS_QUEUE).add(name, data, {"attempts": 5})
     await eventually(lambda: recorder.failures, message="final failure")
     [failure] = recorder.failures
     assert failure.attempts_made == 1
     assert f"Invalid data for {name}: {field}:" in failure.error_message
-    assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
+    assert await job_state(envoi, NOTIFICATIONS_QUEUE, str(job.id)) == "failed"
     assert smtp_sink.messages == [] and twilio_server.requests == []

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import func, select
 
 from envoi.db.models import FailedJob
+from envoi.dead_letters.reconciler import Reconciler
 from envoi.errors import InvalidJobDataError, PermanentDeliveryError
 from envoi.queue.jobs import HandlerRegistry, JobContext
 from envoi.runtime import Envoi
@@ -30,29 +31,29 @@ class Jobs:
         registry = self.registry
 
         @registry.handler("ALWAYS_FAIL")
-        async def always_fail(context: JobContext) -> None:
+        async def always_fail(_data: object, context: JobContext) -> None:
             self.calls.append(context)
             raise RuntimeError(f"boom {context.attempt}")
 
         @registry.handler("PERMANENT")
-        async def permanent(context: JobContext) -> None:
+        async def permanent(_data: object, context: JobContext) -> None:
             self.calls.append(context)
             raise PermanentDeliveryError("550 no such user", channel="email", code="550")
 
         @registry.handler("INVALID")
-        async def invalid(context: JobContext) -> None:
+        async def invalid(_data: object, context: JobContext) -> None:
             self.calls.append(context)
             raise InvalidJobDataError("INVALID", {"to": "not an email"})
 
         @registry.handler("THIRD_TIME")
-        async def third_time(context: JobContext) -> str:
+        async def third_time(_data: object, context: JobContext) -> str:
             self.calls.append(context)
             if context.attempt <= self.fail_first:
                 raise RuntimeError(f"not yet ({context.attempt})")
             return "ok"
 
         @registry.handler("SWITCH")
-        async def switch(context: JobContext) -> str:
+        async def switch(_data: object, context: JobContext) -> str:
             self.calls.append(context)
             if self.broken:
                 raise RuntimeError("provider down")
@@ -95,3 +96,13 @@ def failure(index: int, *, queue: str = "notifications", job_name: str = "SEND_E
     }
     values.update(extra)
     return FinalFailure(**values)
+
+
+def reconciler(envoi: Envoi, queues: tuple[str, ...] = ("notifications",)) -> Reconciler:
+    """A reconciler as a worker of `queues` builds it (`Envoi.worker_companions`)."""
+    return Reconciler(
+        db=envoi.db,
+        failed_set=envoi.queue.failed_set,
+        queues=queues,
+        interval_s=envoi.settings.dlq_reconcile_interval_s,
+    )

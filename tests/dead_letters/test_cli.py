@@ -18,6 +18,7 @@ from envoi.embedded_redis import free_port
 from envoi.queue import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
 from tests.dead_letters.support import failure
+from tests.helpers import bull_queue
 
 runner = CliRunner()
 
@@ -185,8 +186,7 @@ def test_retry_enqueues_once(env: dict[str, str], settings: Settings) -> None:
     async def waiting(queue: str) -> list[str]:
         envoi = Envoi(settings)
         try:
-            assert envoi.queue.redis is not None
-            jobs = await envoi.queue.redis.queue(queue).getJobs(["waiting"])
+            jobs = await bull_queue(envoi.queue, queue).getJobs(["waiting"])
             return sorted(str(job.id) for job in jobs)
         finally:
             await envoi.close()

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 
 from envoi.config import Settings
-from envoi.dead_letters.reconciler import Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
-from tests.dead_letters.support import Jobs, row_count, rows, until
+from tests.dead_letters.support import Jobs, reconciler, row_count, rows, until
 from tests.helpers import eventually, job_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +85,7 @@ async def test_sigkill_between_failed_and_insert_still_ends_with_one_row(
     [row] = await until(lambda: rows(envoi), timeout=10, message="the reconciled dead letter")
     assert (row.job_id, row.attempts_made, row.error_message) == (result.job_id, 2, "boom 2")
     assert row.job_data == {"to": "jane@example.com"} and row.job_options["attempts"] == 2
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
+    assert await reconciler(envoi).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 1
     assert jobs.calls == []  # the job itself never ran here
 
@@ -119,7 +118,7 @@ async def test_with_the_default_max_stalled_count_a_crash_does_not_dead_letter(
     jobs = Jobs()
 
     @jobs.registry.handler("CRASH")
-    async def crash_survived(context: Any) -> str:
+    async def crash_survived(_data: object, context: Any) -> str:
         jobs.calls.append(context)
         return "ok"
 
@@ -129,5 +128,5 @@ async def test_with_the_default_max_stalled_count_a_crash_does_not_dead_letter(
     assert code == -9, output
     await start_worker(envoi)
     await eventually(lambda: jobs.named("CRASH"), timeout=20, message="the job run again")
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
+    assert await reconciler(envoi).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from envoi.config import Settings
-from envoi.dead_letters.service import FailedJobNotRetryableError, FailedJobService
+from envoi.dead_letters.service import FailedJobNotRetryableError
 from envoi.queue import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
 from tests.dead_letters.support import rows, until
@@ -29,7 +29,7 @@ async def test_retried_email_is_delivered_once_the_fault_is_gone(
     assert "451" in row.error_message
     assert smtp_sink.messages == []
 
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     retried = await service.retry(row.id)
     [message] = await eventually(lambda: smtp_sink.messages, timeout=10, message="the email delivered")
     assert message.rcpt_tos == ["jane@example.com"]

@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from envoi.dead_letters.reconciler import WATERMARK_KEY, Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
-from envoi.dead_letters.service import FailedJobService
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.queue.jobs import FinalFailure
 from envoi.runtime import Envoi
-from tests.dead_letters.support import Jobs, row_count, rows, until
+from tests.dead_letters.support import Jobs, reconciler, row_count, rows, until
 from tests.helpers import eventually, job_state
 
 
@@ -33,7 +31,7 @@ async def test_job_failing_five_times_makes_one_row(
     assert row.job_options["backoff"] == {"type": "exponential", "delay": 20}
     assert row.finished_on and len(row.stacktrace) == 5
     # The reconciler sees the same failure in bullmq's failed set and adds nothing.
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
+    assert await reconciler(envoi).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 1
 
 
@@ -58,7 +56,7 @@ async def test_job_succeeding_on_third_attempt_makes_no_row(
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "THIRD_TIME", {})
     await eventually(lambda: len(jobs.named("THIRD_TIME")) == 3, message="three attempts")
     await until(lambda: _state_is(envoi, result.job_id, "unknown"), message="the job completed and removed")
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
+    assert await reconciler(envoi).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 0
 
 
@@ -122,7 +120,7 @@ async def test_reconciler_records_what_the_listener_missed(
     assert (row.job_id, row.job_name, row.attempts_made) == (result.job_id, "PERMANENT", 1)
     assert row.error_message == "550 no such user" and row.job_data == {"to": "+33612345678"}
     assert row.job_options["attempts"] == 5
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True) == 0
+    assert await reconciler(envoi).reconcile_once(full=True) == 0
     assert await row_count(envoi) == 1
 
 
@@ -134,19 +132,16 @@ async def test_a_deleted_dead_letter_stays_deleted(
     await start_worker(envoi)
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PERMANENT", {})
     [row] = await until(lambda: rows(envoi), message="the dead letter")
-    assert await FailedJobService(envoi).delete(row.id)  # at once, well within the reconciler's window
+    assert await envoi.dead_letters.delete(row.id)  # at once, well within the reconciler's window
     before = await _watermark(envoi)
     await until(lambda: _watermark_moved(envoi, before), message="a pass of the running reconciler")
-    assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once() == 0  # a worker starting
+    assert await reconciler(envoi).reconcile_once() == 0  # a worker starting
     assert await row_count(envoi) == 0
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
 
 
 async def _watermark(envoi: Envoi) -> str | None:
-    assert envoi.queue.redis is not None
-    queue = envoi.queue.redis.queue(NOTIFICATIONS_QUEUE)
-    value = await envoi.queue.redis.client.get(queue.toKey(WATERMARK_KEY))
-    return None if value is None else str(value)
+    return await envoi.queue.failed_set.watermark(NOTIFICATIONS_QUEUE)
 
 
 async def _watermark_moved(envoi: Envoi, before: str | None) -> bool:

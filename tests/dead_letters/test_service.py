@@ -15,13 +15,12 @@ from envoi.dead_letters.service import (
     FailedJobFilters,
     FailedJobNotFoundError,
     FailedJobNotRetryableError,
-    FailedJobService,
     row_as_dict,
 )
 from envoi.queue import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
 from tests.dead_letters.support import Jobs, failure, row_count, rows, until
-from tests.helpers import eventually, job_state
+from tests.helpers import bull_queue, eventually, job_state
 
 
 async def seed(envoi: Envoi, count: int) -> None:
@@ -43,7 +42,7 @@ async def test_pages_are_newest_first_and_cursor_walks_them_all(
 ) -> None:
     envoi, _ = envoi_with_jobs
     await seed(envoi, 120)
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     seen: list[str] = []
     cursor: str | None = None
     sizes = []
@@ -61,7 +60,7 @@ async def test_pages_are_newest_first_and_cursor_walks_them_all(
 async def test_filters(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
     envoi, _ = envoi_with_jobs
     await seed(envoi, 30)
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     webhooks = await service.list(queue_name=WEBHOOKS_QUEUE, limit=100)
     assert len(webhooks.items) == 10 and {r.queue_name for r in webhooks.items} == {WEBHOOKS_QUEUE}
     sms = await service.list(job_name="SEND_SMS", queue_name=NOTIFICATIONS_QUEUE, limit=100)
@@ -79,7 +78,7 @@ async def test_filters(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
 
 
 async def test_bad_arguments_are_refused(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
-    service = FailedJobService(envoi_with_jobs[0])
+    service = envoi_with_jobs[0].dead_letters
     with pytest.raises(ValueError, match="unknown status"):
         await service.list(status="LOST")
     with pytest.raises(ValueError, match="invalid cursor"):
@@ -93,7 +92,7 @@ async def test_bad_arguments_are_refused(envoi_with_jobs: tuple[Envoi, Jobs]) ->
 async def test_get_delete_delete_many_and_stats(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
     envoi, _ = envoi_with_jobs
     await seed(envoi, 30)
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     stats = await service.stats()
     assert stats.total == 30
     assert stats.by_queue == {WEBHOOKS_QUEUE: 10, NOTIFICATIONS_QUEUE: 20}
@@ -136,7 +135,7 @@ async def test_retry_delivers_once_the_fault_is_gone_and_only_once(
     row = await _dead_letter(envoi, jobs)
     assert len(jobs.named("SWITCH")) == 2
     jobs.broken = False
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     # Two operators press "retry" at the same moment: one job is enqueued.
     outcomes = await asyncio.gather(service.retry(row.id), service.retry(row.id), return_exceptions=True)
     retried = [o for o in outcomes if not isinstance(o, BaseException)]
@@ -169,7 +168,7 @@ async def test_a_retried_job_that_fails_again_makes_a_new_row(
     envoi, jobs = envoi_with_jobs
     await start_worker(envoi)
     row = await _dead_letter(envoi, jobs)
-    await FailedJobService(envoi).retry(row.id)
+    await envoi.dead_letters.retry(row.id)
     await until(lambda: rows(envoi, status="FAILED"), timeout=15, message="a second dead letter")
     old, new = await rows(envoi)
     assert (old.id, old.status) == (row.id, "RETRIED")
@@ -185,7 +184,7 @@ async def test_retry_many_and_retry_in_fallback_mode_runs_inline(
         await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SWITCH", {"n": 1})
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "ALWAYS_FAIL", {"n": 2})
     jobs.broken = False
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     labels = {"queue": NOTIFICATIONS_QUEUE, "job_name": "SWITCH"}
     retried_before = REGISTRY.get_sample_value("envoi_jobs_retried_total", labels) or 0
     assert await service.retry_many(FailedJobFilters(job_name="SWITCH")) == 3
@@ -203,10 +202,9 @@ async def test_force_retry_re_enqueues_under_the_same_job_id(
     """A crash between the claim and the enqueue leaves a RETRIED row and no job: `force` recovers it."""
     envoi, jobs = envoi_with_jobs
     row = await _dead_letter_without_worker(envoi)
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     await service.retry(row.id)
-    assert envoi.queue.redis is not None
-    await envoi.queue.redis.queue(NOTIFICATIONS_QUEUE).remove(f"dlq-retry-{row.id}")  # the "crash"
+    await bull_queue(envoi.queue, NOTIFICATIONS_QUEUE).remove(f"dlq-retry-{row.id}")  # the "crash"
     await service.retry(row.id, force=True)
     await service.retry(row.id, force=True)  # the job exists: bullmq ignores this add
     jobs.broken = False
@@ -228,7 +226,7 @@ async def test_a_row_of_a_queue_envoi_does_not_serve_is_left_failed(
     envoi, _ = envoi_with_jobs
     await SqlFailureRecorder(envoi.db).record(failure(1, queue="legacy-node-queue"))
     [row] = await rows(envoi)
-    service = FailedJobService(envoi)
+    service = envoi.dead_letters
     with pytest.raises(ValueError, match="unknown queue"):
         await service.retry(row.id)
     [after] = await rows(envoi)

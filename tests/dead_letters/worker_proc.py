@@ -22,12 +22,12 @@ registry = HandlerRegistry()
 
 
 @registry.handler("CRASH")
-async def crash(context: JobContext) -> None:
+async def crash(_data: object, context: JobContext) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 @registry.handler("ALWAYS_FAIL")
-async def always_fail(context: JobContext) -> None:
+async def always_fail(_data: object, context: JobContext) -> None:
     raise RuntimeError(f"boom {context.attempt}")
 
 

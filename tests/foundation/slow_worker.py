@@ -16,7 +16,7 @@ registry = HandlerRegistry()
 
 
 @registry.handler("SLOW")
-async def slow(context: JobContext) -> str:
+async def slow(_data: object, context: JobContext) -> str:
     Path(context.data["started"]).write_text("started")
     await asyncio.sleep(float(context.data["seconds"]))  # the work itself, not a synchronisation
     Path(context.data["done"]).write_text("done")

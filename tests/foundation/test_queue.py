@@ -19,7 +19,7 @@ from envoi.embedded_redis import EmbeddedRedis, free_port
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.queue.jobs import FinalFailure
 from envoi.runtime import Envoi
-from tests.helpers import eventually, job_state
+from tests.helpers import bull_queue, eventually, job_state
 
 
 def recording_registry(fail_times: int = 0) -> tuple[HandlerRegistry, list[tuple[float, JobContext]]]:
@@ -28,7 +28,7 @@ def recording_registry(fail_times: int = 0) -> tuple[HandlerRegistry, list[tuple
     calls: list[tuple[float, JobContext]] = []
 
     @registry.handler("PING")
-    async def ping(context: JobContext) -> str:
+    async def ping(_data: object, context: JobContext) -> str:
         calls.append((time.monotonic(), context))
         if len(calls) <= fail_times:
             raise RuntimeError(f"failure {len(calls)}")
@@ -51,8 +51,7 @@ async def test_default_job_options_are_stored_on_the_job(
     envoi: Envoi = make_envoi(make_settings(job_backoff_delay_ms=30000), registry=HandlerRegistry())
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PING", {"n": 1})
     assert result.mode == "queued"
-    assert envoi.queue.redis is not None
-    job = await Job.fromId(envoi.queue.redis.queue(NOTIFICATIONS_QUEUE), result.job_id)
+    job = await Job.fromId(bull_queue(envoi.queue, NOTIFICATIONS_QUEUE), result.job_id)
     assert job is not None
     assert job.data == {"n": 1}
     assert job.opts["attempts"] == 5
@@ -66,8 +65,7 @@ async def test_options_can_be_overridden_per_call(envoi: Envoi) -> None:
         NOTIFICATIONS_QUEUE, "PING", {}, job_id="custom-1", delay=60, attempts=2, priority=3
     )
     assert result.job_id == "custom-1"
-    assert envoi.queue.redis is not None
-    job = await Job.fromId(envoi.queue.redis.queue(NOTIFICATIONS_QUEUE), "custom-1")
+    job = await Job.fromId(bull_queue(envoi.queue, NOTIFICATIONS_QUEUE), "custom-1")
     assert job is not None
     assert (job.opts["attempts"], job.opts["priority"], job.opts["delay"]) == (2, 3, 60000)
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, "custom-1") == "delayed"

@@ -10,6 +10,7 @@ from bullmq import Job
 from envoi.config import Settings
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.sync_client import SyncClient
+from tests.helpers import bull_queue
 
 
 def test_sync_client_enqueues_from_plain_threads(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,9 +27,8 @@ def test_sync_client_enqueues_from_plain_threads(settings: Settings, monkeypatch
         for t in threads:
             t.join()
         assert len(set(ids)) == 30
-        redis = client.envoi.queue.redis
-        assert redis is not None
-        job = client.run(Job.fromId(redis.queue(NOTIFICATIONS_QUEUE), ids[0]))
+        queue = bull_queue(client.envoi.queue, NOTIFICATIONS_QUEUE)
+        job = client.run(Job.fromId(queue, ids[0]))
         assert job is not None and job.name == "PING"
-        assert client.run(redis.queue(NOTIFICATIONS_QUEUE).getWaitingCount()) == 30
+        assert client.run(queue.getWaitingCount()) == 30
         assert client.remove(NOTIFICATIONS_QUEUE, ids[0]) is True

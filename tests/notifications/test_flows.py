@@ -22,7 +22,7 @@ from envoi.worker import Worker
 from tests.fixtures.delivery import SMS_FROM, WHATSAPP_FROM
 from tests.fixtures.smtp import ReceivedMessage, SmtpSink
 from tests.fixtures.twilio import TwilioServer
-from tests.helpers import eventually
+from tests.helpers import bull_queue, eventually
 from tests.notifications.factories import LEAD_EMAIL, LEAD_PHONE, make_appointment
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ async def queued(
     """The service over a real queue, with a worker running."""
     envoi = make_envoi(delivery_settings)
     await start_worker(envoi)
-    return NotificationsService(envoi)
+    return (envoi).notifications
 
 
 def received(items: list[T], count: int) -> list[T]:
@@ -141,8 +141,7 @@ async def test_confirmation_sends_email_with_invitation_sms_and_whatsapp(
     assert whatsapp["Body"].startswith("✅ RDV confirmé avec Jane Doe")
 
     # The follow-up waits in Redis for 10 minutes instead of a timer in the API process.
-    assert queued.queue.redis is not None
-    followup = await Job.fromId(queued.queue.redis.queue(NOTIFICATIONS_QUEUE), "followup:apt-1:whatsapp")
+    followup = await Job.fromId(bull_queue(queued.queue, NOTIFICATIONS_QUEUE), "followup:apt-1:whatsapp")
     assert followup is not None and followup.delay == 600_000
     assert "J'ai hâte de vous parler" in followup.data["message"]
 
@@ -214,7 +213,7 @@ async def test_flows_deliver_inline_without_a_queue(
     smtp_sink: SmtpSink,
     twilio_server: TwilioServer,
 ) -> None:
-    service = NotificationsService(make_envoi(inline_settings))
+    service = (make_envoi(inline_settings)).notifications
     [verification] = await service.send_verification_email(
         email=LEAD_EMAIL, first_name="Léa", verification_token="777111"
     )
@@ -245,7 +244,7 @@ async def test_inapp_inline_without_a_queue(
     inline_settings: Settings, make_envoi: Callable[..., Envoi]
 ) -> None:
     envoi = make_envoi(inline_settings)
-    [result] = await NotificationsService(envoi).create_inapp_notification(
+    [result] = await (envoi).notifications.create_inapp_notification(
         user_id="user-2", title="t", message="m", metadata={"idempotencyKey": "inapp:demo:1"}
     )
     assert (result.mode, result.succeeded) == ("sync", True)

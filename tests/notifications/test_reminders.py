@@ -18,6 +18,7 @@ from envoi.notifications.models import Appointment
 from envoi.notifications.service import NotificationsService
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry
 from envoi.runtime import Envoi
+from tests.helpers import bull_queue
 from tests.notifications.factories import LEAD_EMAIL, LEAD_PHONE, TWILIO, make_appointment
 
 #: bullmq stamps the job when it is added, a few milliseconds after the delay was computed.
@@ -27,12 +28,11 @@ TOLERANCE_MS = 1500
 @pytest.fixture
 def service(make_settings: Callable[..., Settings], make_envoi: Callable[..., Envoi]) -> NotificationsService:
     settings = make_settings(sms_enabled=True, whatsapp_enabled=True, **TWILIO)
-    return NotificationsService(make_envoi(settings, registry=HandlerRegistry()))
+    return (make_envoi(settings, registry=HandlerRegistry())).notifications
 
 
 async def delayed_jobs(service: NotificationsService) -> dict[str, Any]:
-    assert service.queue.redis is not None
-    jobs = await service.queue.redis.queue(NOTIFICATIONS_QUEUE).getDelayed()
+    jobs = await bull_queue(service.queue, NOTIFICATIONS_QUEUE).getDelayed()
     return {str(job.id): job for job in jobs}
 
 
@@ -139,7 +139,7 @@ async def test_email_only_without_a_phone_or_with_sms_disabled(
     scheduled = await service.schedule_appointment_reminders(appointment=no_phone)
     assert [r.job_id for r in scheduled] == ["reminder:apt-1:day", "reminder:apt-1:hour"]
 
-    quiet = NotificationsService(make_envoi(make_settings(), registry=HandlerRegistry()))
+    quiet = make_envoi(make_settings(), registry=HandlerRegistry()).notifications
     scheduled = await quiet.schedule_appointment_reminders(
         appointment=make_appointment(appointmentId="apt-3")
     )

@@ -12,18 +12,18 @@ from envoi.notifications.jobs import SendEmailJob, parse_job
 from envoi.notifications.service import NotificationsService
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry
 from envoi.runtime import Envoi
+from tests.helpers import bull_queue
 from tests.notifications.factories import LEAD_EMAIL, TWILIO, make_appointment
 
 
 @pytest.fixture
 def service(make_settings: Callable[..., Settings], make_envoi: Callable[..., Envoi]) -> NotificationsService:
     settings = make_settings(sms_enabled=True, whatsapp_enabled=True, **TWILIO)
-    return NotificationsService(make_envoi(settings, registry=HandlerRegistry()))
+    return (make_envoi(settings, registry=HandlerRegistry())).notifications
 
 
 async def job_ids(service: NotificationsService, state: str) -> list[str]:
-    assert service.queue.redis is not None
-    jobs = await service.queue.redis.queue(NOTIFICATIONS_QUEUE).getJobs([state])
+    jobs = await bull_queue(service.queue, NOTIFICATIONS_QUEUE).getJobs([state])
     return sorted(str(job.id) for job in jobs)
 
 
@@ -50,8 +50,7 @@ async def test_confirmation_jobs_and_keys(service: NotificationsService) -> None
     ]
     assert await job_ids(service, "waiting") == sorted(r.job_id for r in results[:3])
     assert await job_ids(service, "delayed") == ["followup:apt-1:whatsapp"]
-    assert service.queue.redis is not None
-    job = await service.queue.redis.queue(NOTIFICATIONS_QUEUE).getJob(results[0].job_id)
+    job = await bull_queue(service.queue, NOTIFICATIONS_QUEUE).getJob(results[0].job_id)
     email = parse_job(job.name, job.data)
     assert isinstance(email, SendEmailJob) and email.attachments is not None
     assert email.metadata is not None and email.metadata.idempotency_key == results[0].job_id
@@ -77,7 +76,7 @@ async def test_refusals_happen_before_anything_is_queued(service: NotificationsS
 async def test_reminders_without_a_queue_are_dead_lettered_not_sent(
     make_settings: Callable[..., Settings], make_envoi: Callable[..., Envoi]
 ) -> None:
-    service = NotificationsService(make_envoi(make_settings(queue_enabled=False), registry=HandlerRegistry()))
+    service = make_envoi(make_settings(queue_enabled=False), registry=HandlerRegistry()).notifications
     scheduled = await service.schedule_appointment_reminders(appointment=make_appointment())
     assert [(r.job_id, r.result.mode, r.result.succeeded) for r in scheduled] == [
         ("reminder:apt-1:day", "sync", False),

@@ -11,8 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from envoi.api import admin as admin_page
 from envoi.api import errors
 from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware, NulGuardMiddleware
+from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhooks
+from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
 from envoi.errors import ConfigError
@@ -64,9 +67,6 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from envoi.api import admin as admin_page
-    from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhooks
-
     for module in (ops, jobs, flows, reminders, inbox, admin, webhooks):
         app.include_router(module.router)
     admin_page.install(app)
@@ -75,8 +75,6 @@ def _include_routers(app: FastAPI) -> None:
 def _document(app: FastAPI) -> None:
     """Two corrections to the generated OpenAPI document: the job models the raw-job body refers to are
     added, and FastAPI's default 422 schema is replaced by the shape `envoi.api.errors` answers with."""
-    from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
-
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -10,10 +10,10 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from envoi.api import auth
-from envoi.api.idempotency import IdempotencyStore
 from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobService
 from envoi.notifications.service import NotificationsService
+from envoi.queue.idempotency import IdempotencyKeys
 from envoi.runtime import Envoi
 
 
@@ -40,11 +40,11 @@ async def get_session(envoi: EnvoiDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_idempotency(envoi: EnvoiDep) -> IdempotencyStore:
-    return IdempotencyStore(envoi.queue, prefix=envoi.settings.redis_prefix)
+def get_idempotency(envoi: EnvoiDep) -> IdempotencyKeys:
+    return envoi.queue.idempotency
 
 
-IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+IdempotencyDep = Annotated[IdempotencyKeys, Depends(get_idempotency)]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -58,14 +58,14 @@ IdempotencyKey = Annotated[
 
 
 def get_notifications(envoi: EnvoiDep) -> NotificationsService:
-    return NotificationsService(envoi)
+    return envoi.notifications
 
 
 NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
 
 
 def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
-    return FailedJobService(envoi)
+    return envoi.dead_letters
 
 
 FailedJobsDep = Annotated[FailedJobService, Depends(get_failed_jobs)]

@@ -1,15 +1,15 @@
-"""Accepting a raw job from the API: validate with the job's model, honour Idempotency-Key, enqueue."""
+"""Accepting a job from the API: validated by the job's model, Idempotency-Key honoured, enqueued."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from envoi.api.idempotency import IdempotencyStore
 from envoi.db.types import new_id
-from envoi.queue.jobs import Mode
+from envoi.queue.idempotency import IdempotencyKeys
+from envoi.queue.jobs import JobPayload, Mode
 from envoi.queue.names import NOTIFICATIONS_QUEUE
-from envoi.runtime import Envoi
+from envoi.queue.service import QueueService
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,37 +19,32 @@ class Submission:
     mode: Mode | None
 
 
-def validated(job_name: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The job's data as its model dumps it; raises `InvalidJobDataError` naming the bad field."""
-    from envoi.notifications.jobs import parse_job
-
-    model = parse_job(job_name, data)
-    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dumped
+def with_idempotency_key(data: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """The job data with the request's Idempotency-Key as `metadata.idempotencyKey` (the ledger's key
+    too). A metadata that is not an object is left as it is, for validation to refuse."""
+    metadata = data.get("metadata")
+    if key is None or not (metadata is None or isinstance(metadata, dict)):
+        return data
+    return {**data, "metadata": {**(metadata or {}), "idempotencyKey": key}}
 
 
 async def submit_job(
-    envoi: Envoi,
-    store: IdempotencyStore,
+    queue: QueueService,
+    keys: IdempotencyKeys,
     *,
-    job_name: str,
-    data: dict[str, Any],
+    job: JobPayload,
     idempotency_key: str | None,
 ) -> Submission:
-    metadata = data.get("metadata")
-    if idempotency_key is not None and (metadata is None or isinstance(metadata, dict)):
-        # A metadata that is not an object is left for validation to refuse.
-        data = {**data, "metadata": {**(metadata or {}), "idempotencyKey": idempotency_key}}
-    payload = validated(job_name, data)
+    """Enqueue `job`, once per Idempotency-Key: a repeated key answers the first request's job id."""
     job_id = new_id()
     if idempotency_key is not None:
-        claim = await store.claim(job_name, idempotency_key, job_id)
+        claim = await keys.claim(job.JOB_NAME, idempotency_key, job_id)
         if claim.outcome == "seen":
             return Submission(job_id=claim.job_id, mode=None)
     try:
-        result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, job_name, payload, job_id=job_id)
+        result = await queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)
     except BaseException:
         if idempotency_key is not None:
-            await store.release(job_name, idempotency_key)
+            await keys.release(job.JOB_NAME, idempotency_key)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)

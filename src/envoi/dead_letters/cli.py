@@ -101,7 +101,7 @@ def _run(work: Callable[[FailedJobService], Awaitable[T]], *, with_queue: bool =
 
             envoi = Envoi(settings)
             try:
-                return await work(FailedJobService(envoi))
+                return await work(envoi.dead_letters)
             finally:
                 await envoi.close()
         db = Database(settings.database_url)

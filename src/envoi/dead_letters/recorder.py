@@ -23,7 +23,7 @@ log = logging.getLogger("envoi.dead_letters")
 
 
 def failure_row(failure: FinalFailure) -> dict[str, Any]:
-    """The column values of a final failure (also used by the bench to build rows)."""
+    """The column values of a final failure."""
     now = utcnow()
     finished_on = failure.finished_on
     if finished_on is None and failure.job_id is None:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 
@@ -28,9 +28,7 @@ from envoi.db.session import Database
 from envoi.db.types import utcnow
 from envoi.errors import EnvoiError
 from envoi.masking import mask_payload
-
-if TYPE_CHECKING:
-    from envoi.runtime import Envoi
+from envoi.queue.service import QueueService
 
 log = logging.getLogger("envoi.dead_letters")
 
@@ -181,14 +179,12 @@ def retry_job_id(row_id: str) -> str:
 
 
 class FailedJobService:
-    """`FailedJobService(envoi)`; or `FailedJobService(db=database)` for reading and deleting only (the
+    """`queue` is needed by `retry` only: `FailedJobService(db=database)` reads and deletes (the
     `envoi dlq` commands that need no Redis and no handlers)."""
 
-    def __init__(self, envoi: Envoi | None = None, *, db: Database | None = None) -> None:
-        if envoi is None and db is None:
-            raise TypeError("FailedJobService needs an Envoi or a Database")
-        self.envoi = envoi
-        self.db: Database = envoi.db if envoi is not None else db  # type: ignore[assignment]
+    def __init__(self, *, db: Database, queue: QueueService | None = None) -> None:
+        self.db = db
+        self.queue = queue
 
     async def list(
         self,
@@ -273,8 +269,8 @@ class FailedJobService:
         (with `force`, a RETRIED row is enqueued again under the same job id), or `ValueError` for a
         queue envoi does not know (the row is left FAILED).
         """
-        if self.envoi is None:
-            raise TypeError("retry needs FailedJobService(envoi): it enqueues")
+        if self.queue is None:
+            raise TypeError("retry needs FailedJobService(queue=...): it enqueues")
         job_id = retry_job_id(id)
         claimable = [FailedJobStatus.FAILED.value]
         if force:
@@ -294,7 +290,7 @@ class FailedJobService:
         options, delay = retry_options(row)
         data = row.job_data if isinstance(row.job_data, dict) else {"value": row.job_data}
         try:
-            await self.envoi.queue.enqueue(
+            await self.queue.enqueue(
                 row.queue_name, row.job_name, data, job_id=job_id, delay=delay, **options
             )
         except BaseException:

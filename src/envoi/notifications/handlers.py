@@ -35,10 +35,8 @@ from envoi.notifications.jobs import (
     SendEmailJob,
     SendSmsJob,
     SendWhatsAppJob,
-    parse_job,
 )
 from envoi.queue.jobs import HandlerRegistry, JobContext
-from envoi.queue.names import JobName
 
 log = logging.getLogger("envoi.notifications")
 
@@ -51,14 +49,17 @@ class NotificationHandlers:
         self.ledger = ledger
 
     def register(self, registry: HandlerRegistry) -> None:
-        registry.register(JobName.SEND_EMAIL, self.send_email)
-        registry.register(JobName.SEND_SMS, self.send_sms)
-        registry.register(JobName.SEND_WHATSAPP, self.send_whatsapp)
-        registry.register(JobName.CREATE_INAPP_NOTIFICATION, self.create_inapp_notification)
+        """Each handler with its job's model: the registry parses the data once and hands it over."""
+        registry.register(SendEmailJob.JOB_NAME, self.send_email, model=SendEmailJob)
+        registry.register(SendSmsJob.JOB_NAME, self.send_sms, model=SendSmsJob)
+        registry.register(SendWhatsAppJob.JOB_NAME, self.send_whatsapp, model=SendWhatsAppJob)
+        registry.register(
+            CreateInAppNotificationJob.JOB_NAME,
+            self.create_inapp_notification,
+            model=CreateInAppNotificationJob,
+        )
 
-    async def send_email(self, context: JobContext) -> Result:
-        job = parse_job(context.name, context.data)
-        assert isinstance(job, SendEmailJob)
+    async def send_email(self, job: SendEmailJob, context: JobContext) -> Result:
         channel = self.channels.email
         attachments = tuple(
             OutgoingAttachment(a.filename, a.content_type, a.decoded()) for a in job.attachments or ()
@@ -77,14 +78,10 @@ class NotificationHandlers:
 
         return await self._deliver(context, ChannelName.EMAIL, channel.provider, job.to, job.metadata, send)
 
-    async def send_sms(self, context: JobContext) -> Result:
-        job = parse_job(context.name, context.data)
-        assert isinstance(job, SendSmsJob)
+    async def send_sms(self, job: SendSmsJob, context: JobContext) -> Result:
         return await self._text(context, ChannelName.SMS, job, self.channels.sms, "SMS_ENABLED")
 
-    async def send_whatsapp(self, context: JobContext) -> Result:
-        job = parse_job(context.name, context.data)
-        assert isinstance(job, SendWhatsAppJob)
+    async def send_whatsapp(self, job: SendWhatsAppJob, context: JobContext) -> Result:
         return await self._text(
             context, ChannelName.WHATSAPP, job, self.channels.whatsapp, "WHATSAPP_ENABLED"
         )
@@ -105,9 +102,7 @@ class NotificationHandlers:
 
         return await self._deliver(context, name, channel.provider, job.to, job.metadata, send)
 
-    async def create_inapp_notification(self, context: JobContext) -> Result:
-        job = parse_job(context.name, context.data)
-        assert isinstance(job, CreateInAppNotificationJob)
+    async def create_inapp_notification(self, job: CreateInAppNotificationJob, context: JobContext) -> Result:
         key = _key(context, ChannelName.INAPP, job.user_id, job.metadata)
         metadata = job.metadata.model_dump(mode="json", exclude_none=True) if job.metadata else None
         receipt = await self.channels.inapp.send(

@@ -1,8 +1,9 @@
 """The four notification jobs' data, as Node producers send it: the wire contract of the `notifications` queue.
 
 Keys are camelCase on the wire, byte for byte as the original system's producers write them
-(`userId`, `contentType`, `idempotencyKey`); Python code reads the snake_case attributes. Dump with
-`model_dump(mode="json", by_alias=True, exclude_none=True)` to get the wire form back.
+(`userId`, `contentType`, `idempotencyKey`); Python code reads the snake_case attributes. Each job is
+built through its model (`SendEmailJob(to=..., ...)`, validated at the call) and `wire()` gives its
+camelCase data back; `queue.enqueue_job(queue, job)` adds it under its `JOB_NAME`.
 
     SEND_EMAIL                 {to, subject, html, text?, attachments?, metadata?}
     SEND_SMS                   {to, message, metadata?}
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import phonenumbers
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field
 from pydantic.alias_generators import to_camel
 
-from envoi.errors import InvalidJobDataError, UnknownJobError
+from envoi.errors import UnknownJobError
+from envoi.queue.jobs import parse_model, wire_form
 from envoi.queue.names import JobName
 from envoi.validation import RejectsNul
 
@@ -88,6 +90,10 @@ class _Wire(RejectsNul):
         extra="ignore",
     )
 
+    def wire(self) -> dict[str, Any]:
+        """The camelCase dict a Node producer would add."""
+        return wire_form(self)
+
 
 class JobMetadata(_Wire):
     """Context carried with a job. Unknown keys are kept (and dumped back) as given."""
@@ -119,6 +125,8 @@ class Attachment(_Wire):
 
 
 class SendEmailJob(_Wire):
+    JOB_NAME: ClassVar[str] = JobName.SEND_EMAIL
+
     to: EmailStr
     subject: NonEmpty
     html: str
@@ -128,18 +136,24 @@ class SendEmailJob(_Wire):
 
 
 class SendSmsJob(_Wire):
+    JOB_NAME: ClassVar[str] = JobName.SEND_SMS
+
     to: Phone
     message: Text
     metadata: JobMetadata | None = None
 
 
 class SendWhatsAppJob(_Wire):
+    JOB_NAME: ClassVar[str] = JobName.SEND_WHATSAPP
+
     to: WhatsAppPhone
     message: Text
     metadata: JobMetadata | None = None
 
 
 class CreateInAppNotificationJob(_Wire):
+    JOB_NAME: ClassVar[str] = JobName.CREATE_INAPP_NOTIFICATION
+
     user_id: NonEmpty
     title: Annotated[str, Field(min_length=1, max_length=500)]
     message: NonEmpty
@@ -149,10 +163,7 @@ class CreateInAppNotificationJob(_Wire):
 NotificationJob = SendEmailJob | SendSmsJob | SendWhatsAppJob | CreateInAppNotificationJob
 
 JOB_MODELS: dict[str, type[NotificationJob]] = {
-    JobName.SEND_EMAIL: SendEmailJob,
-    JobName.SEND_SMS: SendSmsJob,
-    JobName.SEND_WHATSAPP: SendWhatsAppJob,
-    JobName.CREATE_INAPP_NOTIFICATION: CreateInAppNotificationJob,
+    model.JOB_NAME: model for model in (SendEmailJob, SendSmsJob, SendWhatsAppJob, CreateInAppNotificationJob)
 }
 
 
@@ -161,18 +172,4 @@ def parse_job(job_name: str, data: Any) -> NotificationJob:
     model = JOB_MODELS.get(job_name)
     if model is None:
         raise UnknownJobError(job_name)
-    if not isinstance(data, dict):
-        raise InvalidJobDataError(job_name, {"data": "must be an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJobDataError(job_name, _fields(exc)) from None
-
-
-def _fields(exc: ValidationError) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "data"
-        # "Value error, must be base64" -> "must be base64": the prefix says nothing to a reader.
-        fields.setdefault(path, error["msg"].removeprefix("Value error, "))
-    return fields
+    return parse_model(model, job_name, data)

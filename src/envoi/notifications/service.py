@@ -1,10 +1,11 @@
 """`NotificationsService`: the product's flows (verification, invitation, appointment confirmation and
 reminders, abandon recovery, in-app) turned into notification jobs.
 
-Each message is rendered here, in the recipient's locale and time zone, and enqueued with a
-deterministic idempotency key (the ledger sends it once) which is also its bullmq job id (a second
-`add` while the first job waits is ignored). Keys hold no address or token in clear: job ids end up in
-Redis keys and log lines. Whether a job goes through Redis or runs inline is the queue's business.
+Each message is rendered here, in the recipient's locale and time zone, built through its job model
+(validated at the call) and enqueued with a deterministic idempotency key (the ledger sends it once)
+which is also its bullmq job id (a second `add` while the first job waits is ignored). Keys hold no
+address or token in clear: job ids end up in Redis keys and log lines. Whether a job goes through Redis
+or runs inline is the queue's business.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
+from envoi.config import Settings
 from envoi.notifications import ics
+from envoi.notifications.jobs import (
+    Attachment,
+    CreateInAppNotificationJob,
+    JobMetadata,
+    SendEmailJob,
+    SendSmsJob,
+    SendWhatsAppJob,
+)
 from envoi.notifications.models import Appointment
 from envoi.notifications.reminders import (
     FOLLOWUP_DELAY,
@@ -30,10 +40,8 @@ from envoi.notifications.reminders import (
 )
 from envoi.notifications.rendering import Rendered, Renderer
 from envoi.queue.base import EnqueueResult
-from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
-
-if TYPE_CHECKING:
-    from envoi.runtime import Envoi
+from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.service import QueueService
 
 #: The original product's lifetimes, stated in the messages.
 VERIFICATION_EXPIRES_MINUTES = 15
@@ -55,9 +63,9 @@ def web_url(value: str, name: str) -> str:
 
 
 class NotificationsService:
-    def __init__(self, envoi: Envoi) -> None:
-        self.settings = envoi.settings
-        self.queue = envoi.queue
+    def __init__(self, *, settings: Settings, queue: QueueService) -> None:
+        self.settings = settings
+        self.queue = queue
         self.renderer = Renderer(default_timezone=self.settings.default_timezone)
         #: The sender's display name ("Acme <no-reply@acme.test>") names the product in messages.
         self.brand = parseaddr(self.settings.email_from)[0] or "envoi"
@@ -84,25 +92,22 @@ class NotificationsService:
         template: str,
         job_id: str | None = None,
         delay: timedelta | None = None,
-        attachments: list[dict[str, str]] | None = None,
+        attachments: list[Attachment] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> EnqueueResult:
-        data: dict[str, Any] = {
-            "to": to,
-            "subject": message.subject,
-            "html": message.html,
-            "text": message.text,
-            "metadata": {**(metadata or {}), "templateKey": template, "idempotencyKey": key},
-        }
-        if attachments:
-            data["attachments"] = attachments
-        return await self.queue.enqueue(
-            NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, data, job_id=job_id or key, delay=delay
+        job = SendEmailJob(
+            to=to,
+            subject=message.subject,
+            html=message.html,
+            text=message.text,
+            attachments=attachments,
+            metadata=_metadata(metadata, template=template, key=key),
         )
+        return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id or key, delay=delay)
 
     async def _send_text(
         self,
-        job_name: JobName,
+        model: type[SendSmsJob | SendWhatsAppJob],
         to: str,
         message: str,
         *,
@@ -112,14 +117,8 @@ class NotificationsService:
         delay: timedelta | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> EnqueueResult:
-        data = {
-            "to": to,
-            "message": message,
-            "metadata": {**(metadata or {}), "templateKey": template, "idempotencyKey": key},
-        }
-        return await self.queue.enqueue(
-            NOTIFICATIONS_QUEUE, job_name, data, job_id=job_id or key, delay=delay
-        )
+        job = model(to=to, message=message, metadata=_metadata(metadata, template=template, key=key))
+        return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id or key, delay=delay)
 
     async def _remove(self, job_ids: list[str]) -> None:
         # bullmq answers "removed" for an id that never existed too: the result says nothing, unused.
@@ -177,18 +176,14 @@ class NotificationsService:
     ) -> list[EnqueueResult]:
         """A caller that may retry passes `metadata={"idempotencyKey": ...}`: it becomes the job id
         too, and the handler makes one row per key."""
-        data: dict[str, Any] = {"userId": user_id, "title": title, "message": message}
-        if metadata is not None:
-            data["metadata"] = metadata
-        key = (metadata or {}).get("idempotencyKey")
-        return [
-            await self.queue.enqueue(
-                NOTIFICATIONS_QUEUE,
-                JobName.CREATE_INAPP_NOTIFICATION,
-                data,
-                job_id=str(key) if key else None,
-            )
-        ]
+        job = CreateInAppNotificationJob(
+            user_id=user_id,
+            title=title,
+            message=message,
+            metadata=JobMetadata.model_validate(metadata) if metadata is not None else None,
+        )
+        key = job.metadata.idempotency_key if job.metadata else None
+        return [await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=key)]
 
     # --- appointments ------------------------------------------------------------------------------
 
@@ -207,7 +202,7 @@ class NotificationsService:
             "reschedule_url": f"{self.frontend_url}/appointments/{appointment.appointment_id}/reschedule",
         }
 
-    def _invitation_attachment(self, appointment: Appointment) -> dict[str, str]:
+    def _invitation_attachment(self, appointment: Appointment) -> Attachment:
         context = self._appointment_context(appointment)
         content = ics.build_invitation(
             appointment,
@@ -215,11 +210,11 @@ class NotificationsService:
             description=self._render_text("appointment_ics_description", appointment.locale, **context),
             organizer_fallback=self.settings.email_from,
         )
-        return {
-            "filename": ics.FILENAME,
-            "contentType": ics.CONTENT_TYPE,
-            "content": base64.b64encode(content).decode("ascii"),
-        }
+        return Attachment(
+            filename=ics.FILENAME,
+            content_type=ics.CONTENT_TYPE,
+            content=base64.b64encode(content).decode("ascii"),
+        )
 
     async def send_appointment_confirmation(self, *, appointment: Appointment) -> list[EnqueueResult]:
         """Email with the .ics invitation; SMS and WhatsApp when enabled and the lead has a phone; the
@@ -247,7 +242,7 @@ class NotificationsService:
             sms = self._render_text("appointment_confirmation_sms", locale, **context)
             results.append(
                 await self._send_text(
-                    JobName.SEND_SMS,
+                    SendSmsJob,
                     lead.phone,
                     sms,
                     key=key("sms"),
@@ -259,7 +254,7 @@ class NotificationsService:
             whatsapp = self._render_text("appointment_confirmation_whatsapp", locale, **context)
             results.append(
                 await self._send_text(
-                    JobName.SEND_WHATSAPP,
+                    SendWhatsAppJob,
                     lead.phone,
                     whatsapp,
                     key=key("whatsapp"),
@@ -273,7 +268,7 @@ class NotificationsService:
                 followup = self._render_text("appointment_followup_whatsapp", locale, **context)
                 results.append(
                     await self._send_text(
-                        JobName.SEND_WHATSAPP,
+                        SendWhatsAppJob,
                         lead.phone,
                         followup,
                         key=f"followup:{a.appointment_id}:whatsapp:{at}",
@@ -314,7 +309,7 @@ class NotificationsService:
             if lead.phone and self.settings.sms_enabled:
                 job_id = reminder_job_id(a.appointment_id, kind, "sms")
                 result = await self._send_text(
-                    JobName.SEND_SMS,
+                    SendSmsJob,
                     lead.phone,
                     self._render_text(f"reminder_{kind}_sms", a.locale, **context),
                     key=f"reminder:{a.appointment_id}:{kind}:sms:{at}",
@@ -331,3 +326,8 @@ class NotificationsService:
         not get "looking forward to talking with you" either). Idempotent; a job already running is
         left to finish (bullmq does not remove a locked job)."""
         await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
+
+
+def _metadata(extra: dict[str, Any] | None, *, template: str, key: str) -> JobMetadata:
+    """A flow's metadata: the caller's ids (camelCase), the template and the idempotency key."""
+    return JobMetadata.model_validate({**(extra or {}), "templateKey": template, "idempotencyKey": key})

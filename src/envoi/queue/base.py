@@ -1,9 +1,9 @@
-"""The queue interface. Two backends implement it: Redis (bullmq) and inline (the synchronous fallback)."""
+"""What an enqueue answers, whichever way the job went (Redis or inline)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from envoi.queue.jobs import Mode
 
@@ -18,13 +18,3 @@ class EnqueueResult:
     succeeded: bool | None = None
     #: Inline runs only: the handler's return value.
     result: Any = None
-
-
-class QueueBackend(Protocol):
-    async def enqueue(
-        self, queue: str, job_name: str, data: dict[str, Any], *, job_id: str | None, options: dict[str, Any]
-    ) -> EnqueueResult: ...
-
-    async def remove(self, queue: str, job_id: str) -> bool: ...
-
-    async def close(self) -> None: ...

@@ -69,9 +69,3 @@ class InlineBackend:
                 await recorder.record(failure)
             except Exception:
                 log.exception("Could not record the failure of inline job %s", job_name)
-
-    async def remove(self, queue: str, job_id: str) -> bool:
-        return False
-
-    async def close(self) -> None:
-        return None

@@ -1,24 +1,33 @@
-"""What a handler sees (`JobContext`), the registry that maps job names to handlers, and the record of
-a final failure handed to whoever keeps dead letters."""
+"""What a handler sees (`JobContext`), the registry that maps job names to handlers and their models, and
+the record of a final failure handed to whoever keeps dead letters.
+
+A job's data is parsed once, by the registry: a handler registered with a pydantic model receives the
+parsed model, and `QueueService.enqueue()` validates the data of a known job at the call, so a typo is an
+`InvalidJobDataError` for the caller instead of a dead letter in the worker.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
-from envoi.errors import UnknownJobError
+from pydantic import BaseModel, ValidationError
+
+from envoi.errors import InvalidJobDataError, UnknownJobError
 
 log = logging.getLogger("envoi.jobs")
 
 Mode = Literal["queued", "sync"]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
     queue: str
     name: str
+    #: The data as it came off the wire (the handler gets it parsed, when its job has a model).
     data: dict[str, Any]
     #: bullmq's id, or a generated one for a job run inline.
     job_id: str
@@ -27,43 +36,92 @@ class JobContext:
     max_attempts: int
     mode: Mode
 
-    @property
-    def is_last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts
+
+#: `await handler(payload, context)`: the payload is the parsed model, or the data dict for a job
+#: registered without a model.
+Handler = Callable[[Any, JobContext], Awaitable[Any]]
 
 
-Handler = Callable[[JobContext], Awaitable[Any]]
+class JobPayload(Protocol):
+    """A job model that knows its name: `queue.enqueue_job(queue, SendEmailJob(...))`."""
+
+    JOB_NAME: ClassVar[str]
+
+    def wire(self) -> dict[str, Any]: ...
+
+
+def wire_form(model: BaseModel) -> dict[str, Any]:
+    """A model as producers put it on the wire: JSON types, camelCase aliases, no nulls."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_model(model: type[M], job_name: str, data: Any) -> M:
+    """`model` validated from `data`; `InvalidJobDataError` naming each bad field by its wire path."""
+    if not isinstance(data, dict):
+        raise InvalidJobDataError(job_name, {"data": "must be an object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidJobDataError(job_name, validation_fields(exc)) from None
+
+
+def validation_fields(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "data"
+        # "Value error, must be base64" -> "must be base64": the prefix says nothing to a reader.
+        fields.setdefault(path, error["msg"].removeprefix("Value error, "))
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    handler: Handler
+    model: type[BaseModel] | None
 
 
 class HandlerRegistry:
-    """Job name -> async handler. An unknown name raises `UnknownJobError` (fails without retries)."""
+    """Job name -> handler and model. An unknown name raises `UnknownJobError` (fails without retries)."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+        self._entries: dict[str, Registration] = {}
 
-    def register(self, name: str, handler: Handler) -> None:
-        if name in self._handlers:
+    def register(self, name: str, handler: Handler, *, model: type[BaseModel] | None = None) -> None:
+        if name in self._entries:
             raise ValueError(f"a handler for {name!r} is already registered")
-        self._handlers[name] = handler
+        self._entries[name] = Registration(handler, model)
 
-    def handler(self, name: str) -> Callable[[Handler], Handler]:
+    def handler(self, name: str, *, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
-            self.register(name, fn)
+            self.register(name, fn, model=model)
             return fn
 
         return decorate
 
+    def model(self, name: str) -> type[BaseModel] | None:
+        entry = self._entries.get(name)
+        return entry.model if entry else None
+
+    def validate(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The wire form of `data` for a job with a model (raising `InvalidJobDataError`); other data as
+        given: a name this process has no handler for may be served by another worker."""
+        model = self.model(name)
+        return data if model is None else wire_form(parse_model(model, name, data))
+
     async def run(self, context: JobContext) -> Any:
-        handler = self._handlers.get(context.name)
-        if handler is None:
+        entry = self._entries.get(context.name)
+        if entry is None:
             raise UnknownJobError(context.name)
-        return await handler(context)
+        payload: Any = context.data
+        if entry.model is not None:
+            payload = parse_model(entry.model, context.name, context.data)
+        return await entry.handler(payload, context)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._handlers
+        return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._handlers)
+        return iter(self._entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +139,6 @@ class FinalFailure:
     job_id: str | None = None
     #: bullmq's finishedOn (ms); identifies the failure together with queue and job id.
     finished_on: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FailureRecorder(Protocol):

@@ -1,9 +1,14 @@
-"""The Redis backend: one bullmq `Queue` per name, created lazily and reused, over one redis-py client."""
+"""The Redis backend: one bullmq `Queue` per name, created lazily and reused, over one redis-py client.
+
+This module and the others of `envoi.queue` are the only code that talks to Redis. Every call goes
+through `QueueService.on_redis` (`RedisDoor`), which decides between Redis and the fallback.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from bullmq import Queue
@@ -12,9 +17,12 @@ from redis.backoff import NoBackoff
 
 from envoi.config import Settings
 from envoi.queue.base import EnqueueResult
+from envoi.queue.keys import EnvoiKeys
 
 #: What adding a job may take on a reachable Redis before the call counts as failed.
 COMMAND_TIMEOUT_S = 2.0
+
+T = TypeVar("T")
 
 
 def producer_client(settings: Settings) -> aioredis.Redis:
@@ -28,12 +36,19 @@ def producer_client(settings: Settings) -> aioredis.Redis:
     return aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
 
 
+def text(value: bytes | str | None) -> str | None:
+    """A reply as text (the producer client decodes replies; typing cannot tell)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = producer_client(settings)
+        self.keys = EnvoiKeys.for_prefix(settings.redis_prefix)
         self._queues: dict[str, Queue] = {}
-        self._budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+        #: Bounds a whole call, beyond the client's own per-step timeouts.
+        self.budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
 
     def queue(self, name: str) -> Queue:
         if name not in self._queues:
@@ -48,9 +63,8 @@ class RedisBackend:
         opts = dict(options)
         if job_id is not None:
             opts["jobId"] = job_id
-        # The client's own timeouts bound each step; this bounds the whole call (belt and braces).
         # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
-        async with asyncio.timeout(self._budget_s):
+        async with asyncio.timeout(self.budget_s):
             job = await self.queue(queue).add(job_name, data, opts)
         return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
 
@@ -58,16 +72,28 @@ class RedisBackend:
         """True when the job existed and is gone. bullmq's removeJob answers 1 for an unknown id too,
         so existence is asked first; a job that is running (locked) is not removed."""
         q = self.queue(queue)
-        async with asyncio.timeout(self._budget_s):
+        async with asyncio.timeout(self.budget_s):
             if not await self.client.exists(q.toKey(job_id)):
                 return False
             return bool(await q.remove(job_id))
 
+    async def counts(self, queue: str) -> dict[str, int]:
+        async with asyncio.timeout(self.budget_s):
+            counts: dict[str, int] = await self.queue(queue).getJobCounts()
+        return counts
+
     async def ping(self) -> bool:
-        return bool(await asyncio.wait_for(self.client.ping(), self._budget_s))
+        async with asyncio.timeout(self.budget_s):
+            return bool(await self.client.ping())
 
     async def close(self) -> None:
         queues, self._queues = list(self._queues.values()), {}
         for q in queues:
             await q.close()
         await self.client.aclose()
+
+
+class RedisDoor(Protocol):
+    """`QueueService.on_redis`: run `op` on Redis, or raise `QueueUnavailableError`."""
+
+    async def __call__(self, op: Callable[[RedisBackend], Awaitable[T]]) -> T: ...

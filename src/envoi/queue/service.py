@@ -1,40 +1,48 @@
 """`QueueService`: enqueue and cancel jobs, through Redis when it answers, inline when it does not.
 
-The fallback is a backend (`InlineBackend`), chosen here and nowhere else: with QUEUE_ENABLED=false
-always, otherwise whenever the circuit breaker says Redis is down.
+The one door to Redis is `on_redis()`: with QUEUE_ENABLED=false, or while the circuit breaker says Redis
+is down, it raises `QueueUnavailableError` without touching the network; a Redis error opens the breaker
+and raises the same. Each operation decides there what "unavailable" means for it: `enqueue` runs the
+job inline (`InlineBackend`, the fallback backend), `remove` answers False, `counts` None.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from envoi import metrics
 from envoi.config import Settings
 from envoi.errors import QueueUnavailableError
 from envoi.queue.base import EnqueueResult
 from envoi.queue.breaker import CircuitBreaker
+from envoi.queue.failed_set import FailedSet
+from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.inline import InlineBackend
-from envoi.queue.jobs import FailureRecorder, HandlerRegistry
+from envoi.queue.jobs import FailureRecorder, HandlerRegistry, JobPayload
+from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
 from envoi.queue.redis_backend import RedisBackend
 
 log = logging.getLogger("envoi.queue")
 
-#: Errors that mean "Redis is not there", as opposed to a bug in the call.
-REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, QueueUnavailableError)
+T = TypeVar("T")
 
-try:  # redis-py's own connection errors do not all derive from OSError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    REDIS_DOWN_ERRORS += (RedisConnectionError, RedisTimeoutError)
-except ImportError:  # pragma: no cover
-    pass
+#: Errors that mean "Redis is not there", as opposed to a bug in the call. redis-py's own connection
+#: errors do not all derive from OSError.
+REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 
 
 def _delay_ms(delay: float | timedelta | None) -> int | None:
@@ -52,22 +60,49 @@ class QueueService:
         recorders: Sequence[FailureRecorder] = (),
     ) -> None:
         self.settings = settings
+        self.registry = registry
         self.defaults = default_job_options(settings)
         self.inline = InlineBackend(registry, recorders)
-        self.redis: RedisBackend | None = None
+        self._redis: RedisBackend | None = None
         self.breaker = CircuitBreaker(
             cooldown_s=settings.redis_breaker_cooldown_ms / 1000, target=str(settings.redis)
         )
+        #: envoi's own keys (`envoi.queue.keys`), each behind named operations.
+        self.idempotency = IdempotencyKeys(self.on_redis)
+        self.marks = Marks(self.on_redis)
+        self.failed_set = FailedSet(self.on_redis)
         if settings.queue_enabled:
-            self.redis = RedisBackend(settings)
-            log.info("Queue enabled with Redis (%s:%s)", settings.redis.host, settings.redis.port)
+            self._redis = RedisBackend(settings)
+            log.info("Queue enabled with Redis (%s)", settings.redis)
         else:
             log.info("Queue disabled (QUEUE_ENABLED=false): jobs run synchronously")
 
     @property
+    def enabled(self) -> bool:
+        """QUEUE_ENABLED: there is a Redis to use (it may be down right now)."""
+        return self._redis is not None
+
+    @property
     def fallback_active(self) -> bool:
         """True when jobs run inline right now (queue disabled, or Redis down)."""
-        return self.redis is None or self.breaker.is_open
+        return self._redis is None or self.breaker.is_open
+
+    async def on_redis(self, op: Callable[[RedisBackend], Awaitable[T]]) -> T:
+        """Run `op` on Redis; `QueueUnavailableError` when the queue is disabled, the breaker is open, or
+        Redis fails now (which opens the breaker)."""
+        if self._redis is None:
+            raise QueueUnavailableError("the queue is disabled (QUEUE_ENABLED=false)")
+        if not self.breaker.allow():
+            raise QueueUnavailableError(f"Redis ({self.settings.redis}) is unreachable")
+        try:
+            result = await op(self._redis)
+        except REDIS_DOWN_ERRORS as exc:
+            self.breaker.record_failure(exc)
+            raise QueueUnavailableError(
+                f"Redis ({self.settings.redis}) is unreachable ({type(exc).__name__})"
+            ) from exc
+        self.breaker.record_success()
+        return result
 
     async def enqueue(
         self,
@@ -80,12 +115,43 @@ class QueueService:
         **options: Any,
     ) -> EnqueueResult:
         """Add a job. `delay` is in seconds (or a timedelta); other options are bullmq's, overriding the
-        defaults (attempts, backoff, priority, ...). Never raises because Redis is down."""
+        defaults (attempts, backoff, priority, ...). The data of a job with a registered model is
+        validated here (`InvalidJobDataError`). Never raises because Redis is down."""
+        payload = self.registry.validate(job_name, data)
+        return await self._add(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+
+    async def enqueue_job(
+        self,
+        queue: str,
+        job: JobPayload,
+        *,
+        job_id: str | None = None,
+        delay: float | timedelta | None = None,
+        **options: Any,
+    ) -> EnqueueResult:
+        """`enqueue` for a job built (and so validated) through its model: `SendEmailJob(...)`."""
+        return await self._add(queue, job.JOB_NAME, job.wire(), job_id=job_id, delay=delay, options=options)
+
+    async def _add(
+        self,
+        queue: str,
+        job_name: str,
+        payload: dict[str, Any],
+        *,
+        job_id: str | None,
+        delay: float | timedelta | None,
+        options: dict[str, Any],
+    ) -> EnqueueResult:
         if queue not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
         started = time.perf_counter()
-        result = await self._enqueue(queue, job_name, data, job_id=job_id, options=opts)
+        try:
+            result = await self.on_redis(
+                lambda redis: redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
+            )
+        except QueueUnavailableError:
+            result = await self.inline.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
         metrics.ENQUEUE_LATENCY.labels(queue, result.mode).observe(time.perf_counter() - started)
         metrics.JOBS_ENQUEUED.labels(queue, job_name, result.mode).inc()
         if result.mode == "sync":
@@ -93,43 +159,24 @@ class QueueService:
             metrics.FALLBACK_RUNS.labels(queue, job_name, outcome).inc()
         return result
 
-    async def _enqueue(
-        self, queue: str, job_name: str, data: dict[str, Any], *, job_id: str | None, options: dict[str, Any]
-    ) -> EnqueueResult:
-        if self.redis is not None and self.breaker.allow():
-            try:
-                result = await self.redis.enqueue(queue, job_name, data, job_id=job_id, options=options)
-            except REDIS_DOWN_ERRORS as exc:
-                self.breaker.record_failure(exc)
-            else:
-                self.breaker.record_success()
-                return result
-        return await self.inline.enqueue(queue, job_name, data, job_id=job_id, options=options)
-
     async def remove(self, queue: str, job_id: str) -> bool:
         """Remove a waiting or delayed job (a cancelled reminder). False when absent or Redis is down."""
-        if self.redis is None or not self.breaker.allow():
-            return False
         try:
-            removed = await self.redis.remove(queue, job_id)
-        except REDIS_DOWN_ERRORS as exc:
-            self.breaker.record_failure(exc)
+            return await self.on_redis(lambda redis: redis.remove(queue, job_id))
+        except QueueUnavailableError:
             return False
-        self.breaker.record_success()
-        return removed
 
     async def counts(self, queue: str) -> dict[str, int] | None:
         """Jobs per state in one queue; None when there is no Redis to ask."""
-        if self.redis is None or not self.breaker.allow():
-            return None
         try:
-            counts: dict[str, int] = await self.redis.queue(queue).getJobCounts()
-        except REDIS_DOWN_ERRORS as exc:
-            self.breaker.record_failure(exc)
+            return await self.on_redis(lambda redis: redis.counts(queue))
+        except QueueUnavailableError:
             return None
-        self.breaker.record_success()
-        return counts
+
+    async def ping(self) -> None:
+        """Return when Redis answers; `QueueUnavailableError` saying why not."""
+        await self.on_redis(lambda redis: redis.ping())
 
     async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.close()
+        if self._redis is not None:
+            await self._redis.close()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey, SessionDep
 from envoi.api.errors import invalid
-from envoi.api.intake import submit_job
+from envoi.api.intake import submit_job, with_idempotency_key
 from envoi.api.routes.jobs import ACCEPTED_RESPONSES, accepted
 from envoi.api.schemas import (
     Count,
@@ -21,7 +21,8 @@ from envoi.api.schemas import (
 )
 from envoi.db.models import Notification
 from envoi.notifications import inbox
-from envoi.queue.names import JobName
+from envoi.notifications.jobs import CreateInAppNotificationJob
+from envoi.queue.jobs import parse_model
 
 router = APIRouter(prefix="/v1/users/{userId}/notifications", tags=["inbox"], dependencies=[ApiKey])
 
@@ -56,13 +57,12 @@ async def create_notification(
     data: dict[str, Any] = {"userId": user_id, "title": body.title, "message": body.message}
     if body.metadata is not None:
         data["metadata"] = body.metadata
-    submission = await submit_job(
-        envoi,
-        store,
-        job_name=JobName.CREATE_INAPP_NOTIFICATION.value,
-        data=data,
-        idempotency_key=idempotency_key,
+    job = parse_model(
+        CreateInAppNotificationJob,
+        CreateInAppNotificationJob.JOB_NAME,
+        with_idempotency_key(data, idempotency_key),
     )
+    submission = await submit_job(envoi.queue, store, job=job, idempotency_key=idempotency_key)
     return accepted(submission, response)
 
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body, Path, Response, status
 from pydantic.json_schema import models_json_schema
 
 from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey
-from envoi.api.intake import Submission, submit_job
+from envoi.api.intake import Submission, submit_job, with_idempotency_key
 from envoi.api.schemas import JobAccepted, ValidationProblem
-from envoi.notifications.jobs import JOB_MODELS
+from envoi.notifications.jobs import JOB_MODELS, parse_job
 from envoi.queue.names import JobName
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[ApiKey])
@@ -66,7 +66,6 @@ async def enqueue_job(
     ),
     idempotency_key: IdempotencyKey = None,
 ) -> JobAccepted:
-    submission = await submit_job(
-        envoi, store, job_name=job_name.value, data=data, idempotency_key=idempotency_key
-    )
+    job = parse_job(job_name.value, with_idempotency_key(data, idempotency_key))
+    submission = await submit_job(envoi.queue, store, job=job, idempotency_key=idempotency_key)
     return accepted(submission, response)

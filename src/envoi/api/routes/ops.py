@@ -13,7 +13,7 @@ from envoi.api import gauges
 from envoi.api.deps import EnvoiDep
 from envoi.api.schemas import Health, Readiness
 from envoi.db.migrate import pending_message
-from envoi.queue.service import REDIS_DOWN_ERRORS
+from envoi.errors import QueueUnavailableError
 from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.api")
@@ -35,13 +35,13 @@ async def _database_state(envoi: Envoi) -> str | None:
 
 
 async def _redis_state(envoi: Envoi) -> str:
-    backend = envoi.queue.redis
-    if backend is None:
+    if not envoi.queue.enabled:
         return "disabled: QUEUE_ENABLED=false, jobs run synchronously (fallback mode)"
     try:
-        await backend.ping()
-    except REDIS_DOWN_ERRORS as exc:
-        return f"unreachable ({type(exc).__name__}): jobs run synchronously (fallback mode)"
+        await envoi.queue.ping()
+    except QueueUnavailableError as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "circuit open"
+        return f"unreachable ({cause}): jobs run synchronously (fallback mode)"
     return "ok"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from envoi.config import load_settings
 from envoi.db.models import Base
 from envoi.db.session import normalize_url
 
@@ -14,8 +15,6 @@ config = context.config
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from envoi.config import load_settings
-
         url = load_settings().database_url
     return normalize_url(url, asynchronous=False).render_as_string(hide_password=False)
 

@@ -1,11 +1,11 @@
 """Dead-letter alerts: when new dead letters appear, POST one JSON summary to ALERT_WEBHOOK_URL, at most
 once per ALERT_MIN_INTERVAL_S.
 
-It runs beside each worker (a `Worker.companions` coroutine, checking every DLQ_RECONCILE_INTERVAL_S).
-Several workers share two Redis keys under REDIS_PREFIX, so that they send one alert, not one each:
+It runs beside each worker (a worker companion, checking every DLQ_RECONCILE_INTERVAL_S). Several
+workers share two marks (`envoi.queue.marks`), so that they send one alert, not one each:
 
-- `envoi:alerts:seen`: the highest dead-letter id already reported (ids are ULIDs: they sort by time);
-- `envoi:alerts:gate`: `SET NX EX ALERT_MIN_INTERVAL_S`, taken by whoever sends.
+- `seen`: the highest dead-letter id already reported (ids are ULIDs: they sort by time);
+- `gate`: passed by one worker per ALERT_MIN_INTERVAL_S, the one that sends.
 
 A webhook that fails is logged and tried again after the interval; it never touches job processing.
 The URL is never logged (chat webhooks carry their secret in it).
@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from envoi.config import Settings
 from envoi.db.models import FailedJob
-
-if TYPE_CHECKING:
-    from envoi.runtime import Envoi
+from envoi.db.session import Database
+from envoi.queue.marks import Marks
 
 log = logging.getLogger("envoi.alerts")
 
@@ -46,17 +45,14 @@ class Summary:
         self.last_id = max(self.last_id, last_id)
 
 
-class DeadLetterAlerter:
-    def __init__(self, envoi: Envoi) -> None:
-        self.envoi = envoi
-        self.settings = envoi.settings
-        prefix = self.settings.redis_prefix
-        self.seen_key = f"{prefix}:envoi:alerts:seen"
-        self.gate_key = f"{prefix}:envoi:alerts:gate"
+SEEN, GATE = "seen", "gate"
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.alert_webhook_url is not None and self.envoi.queue.redis is not None
+
+class DeadLetterAlerter:
+    def __init__(self, *, settings: Settings, db: Database, marks: Marks) -> None:
+        self.settings = settings
+        self.db = db
+        self.marks = marks
 
     async def run_forever(self) -> None:
         while True:
@@ -69,7 +65,7 @@ class DeadLetterAlerter:
             await asyncio.sleep(self.settings.dlq_reconcile_interval_s)  # the polling schedule
 
     async def _newest_id(self) -> str:
-        async with self.envoi.db.session() as session:
+        async with self.db.session() as session:
             return str(await session.scalar(select(func.max(FailedJob.id))) or "")
 
     async def _since(self, seen: str) -> Summary:
@@ -79,30 +75,28 @@ class DeadLetterAlerter:
             .group_by(FailedJob.queue_name, FailedJob.job_name)
         )
         summary = Summary()
-        async with self.envoi.db.session() as session:
+        async with self.db.session() as session:
             for queue, job_name, count, last_id in await session.execute(statement):
                 summary.add(queue, job_name, int(count), str(last_id))
         return summary
 
     async def check_once(self) -> bool:
         """Send an alert if new dead letters appeared and the gate is open; True when one was sent."""
-        redis = self.envoi.queue.redis
-        if not self.enabled or redis is None:
+        if self.settings.alert_webhook_url is None:
             return False
-        client = redis.client
-        seen = await client.get(self.seen_key)
+        seen = await self.marks.get(SEEN)
         if seen is None:
             # First run anywhere: history is not news. Only what fails from now on is reported.
-            await client.set(self.seen_key, await self._newest_id(), nx=True)
+            await self.marks.set(SEEN, await self._newest_id(), only_if_absent=True)
             return False
-        summary = await self._since(str(seen))
+        summary = await self._since(seen)
         if not summary.total:
             return False
         interval = max(1, round(self.settings.alert_min_interval_s))
-        if not await client.set(self.gate_key, "1", nx=True, ex=interval):
+        if not await self.marks.pass_gate(GATE, interval_s=interval):
             return False  # alerted recently: these rows go into the next summary
         if await self._post(summary):
-            await client.set(self.seen_key, summary.last_id)
+            await self.marks.set(SEEN, summary.last_id)
             return True
         return False
 
@@ -131,18 +125,3 @@ class DeadLetterAlerter:
             return False
         log.info("Dead-letter alert sent: %d new dead letter(s)", summary.total)
         return True
-
-
-def companion(envoi: Envoi) -> Callable[[Sequence[str]], Callable[[], Coroutine[Any, Any, None]]]:
-    """For `Envoi.worker_companions`: one alerter per worker process."""
-
-    def make(_queues: Sequence[str]) -> Callable[[], Coroutine[Any, Any, None]]:
-        return DeadLetterAlerter(envoi).run_forever
-
-    return make
-
-
-def install(envoi: Envoi) -> None:
-    """Run the alerter beside every worker when ALERT_WEBHOOK_URL is set."""
-    if envoi.settings.alert_webhook_url is not None:
-        envoi.worker_companions.append(companion(envoi))
