@@ -25,7 +25,13 @@ from envoi.runtime import Envoi
 from envoi.worker import Worker
 
 #: The SMTP sink, the Twilio stand-in and settings pointing at them (tests/fixtures/).
-pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.twilio", "tests.fixtures.delivery"]
+pytest_plugins = [
+    "tests.fixtures.smtp",
+    "tests.fixtures.twilio",
+    "tests.fixtures.delivery",
+    # envoi's own plugin for users' suites (`envoi_outbox`), tested in tests/testing/.
+    "envoi.pytest_plugin",
+]
 
 
 @pytest.fixture(scope="session")

@@ -32,10 +32,17 @@ Companion = Callable[[], Coroutine[Any, Any, None]]
 
 
 class Envoi:
-    """`registry=None` registers envoi's own handlers (the notification jobs); tests pass a registry of
-    their own when the handlers are not what they test."""
+    """`registry=None` registers envoi's own handlers (the notification jobs) over the channels that
+    `channels(db)` builds (from the settings when None; `envoi.testing` builds recording ones); tests
+    pass a registry of their own when the handlers are not what they test."""
 
-    def __init__(self, settings: Settings | None = None, *, registry: HandlerRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        registry: HandlerRegistry | None = None,
+        channels: Callable[[Database], Channels] | None = None,
+    ) -> None:
         self.settings = settings = settings or load_settings()
         self.db = Database(settings.database_url)
         self.registry = registry if registry is not None else HandlerRegistry()
@@ -48,7 +55,7 @@ class Envoi:
         self.notifications = NotificationsService(settings=settings, queue=self.queue)
         self.channels: Channels | None = None
         if registry is None:
-            self.channels = Channels.from_settings(settings, self.db)
+            self.channels = channels(self.db) if channels else Channels.from_settings(settings, self.db)
             NotificationHandlers(self.channels, self.ledger).register(self.registry)
 
     def worker_companions(self, queues: Sequence[str]) -> list[Companion]:

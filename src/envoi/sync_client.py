@@ -7,8 +7,10 @@ One event loop runs in a daemon thread per client; calls hop onto it and wait. C
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -20,6 +22,20 @@ T = TypeVar("T")
 
 
 class SyncClient:
+    _per_process: SyncClient | None = None
+    _per_process_pid: int | None = None
+    _per_process_lock = threading.Lock()
+
+    @classmethod
+    def for_process(cls) -> SyncClient:
+        """One client per process, made on first use from the environment's settings. Fork-safe: a client
+        made before a fork (gunicorn's or uWSGI's master) runs its loop thread in the parent only, so a
+        child process gets its own."""
+        with cls._per_process_lock:
+            if cls._per_process is None or cls._per_process_pid != os.getpid():
+                cls._per_process, cls._per_process_pid = cls(), os.getpid()
+            return cls._per_process
+
     def __init__(self, settings: Settings | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="envoi-client", daemon=True)
@@ -51,6 +67,12 @@ class SyncClient:
     def remove(self, queue: str, job_id: str) -> bool:
         return self.run(self.envoi.queue.remove(queue, job_id))
 
+    @property
+    def notifications(self) -> Any:
+        """The product's flows (`NotificationsService`), called synchronously:
+        `client.notifications.send_verification_email(email=..., first_name=..., verification_token=...)`."""
+        return _Blocking(self, self.envoi.notifications)
+
     def close(self) -> None:
         if self._loop.is_closed():
             return
@@ -64,3 +86,22 @@ class SyncClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Blocking:
+    """Every coroutine method of `target`, run on the client's loop and waited for."""
+
+    def __init__(self, client: SyncClient, target: object) -> None:
+        self._client = client
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._client.run(attribute(*args, **kwargs))
+
+        blocking: Callable[..., Any] = call
+        return blocking
