@@ -132,3 +132,21 @@ async def test_cookie_session_needs_csrf_header_for_unsafe_methods(api: Api) -> 
     assert ok.status_code == 204
     forged = await api.anonymous.get("/v1/admin/queues", cookies={"envoi_admin": "forged"})
     assert forged.status_code == 403
+
+
+async def test_error_text_and_stack_traces_quoting_recipients_are_masked(api: Api) -> None:
+    failed = await add_failed_job(
+        api.envoi,
+        error_message="21211: The 'To' number +33612345678 is not valid; copy to <jane@example.com> refused",
+        stacktrace=[
+            "Traceback (most recent call last):\n  ...\nPermanentDeliveryError: 550 <jane@example.com>",
+            "TwilioError: whatsapp:+33612345678 is not a WhatsApp user (33612345678)",
+        ],
+    )
+    listed = (await api.admin.get("/v1/admin/failed-jobs")).json()["items"]
+    shown = (await api.admin.get(f"/v1/admin/failed-jobs/{failed}")).json()
+    for body in (listed[0], shown):
+        text = body["errorMessage"] + "".join(body["stacktrace"])
+        assert "jane@example.com" not in text and "612345678" not in text
+        assert "j***@example.com" in text and "+33 6** ** ** 78" in text
+        assert body["errorMessage"].startswith("21211: The 'To' number +33 6")

@@ -27,7 +27,7 @@ from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.db.session import Database
 from envoi.db.types import utcnow
 from envoi.errors import EnvoiError
-from envoi.masking import mask_payload
+from envoi.masking import mask_dead_letter
 
 if TYPE_CHECKING:
     from envoi.runtime import Envoi
@@ -142,13 +142,14 @@ class DeadLetterStats:
 
 
 def row_as_dict(row: FailedJob, *, reveal: bool = False) -> dict[str, Any]:
-    """A JSON-ready dead letter; recipients in the payload are masked unless `reveal`."""
-    return {
+    """A JSON-ready dead letter, as shown to a person: recipients masked (in the payload, the error and
+    the stack traces, `mask_dead_letter`) unless `reveal`."""
+    fields = {
         "id": row.id,
         "queue_name": row.queue_name,
         "job_name": row.job_name,
         "job_id": row.job_id,
-        "job_data": row.job_data if reveal else mask_payload(row.job_data),
+        "job_data": row.job_data,
         "job_options": row.job_options,
         "error_message": row.error_message,
         "stacktrace": row.stacktrace,
@@ -159,6 +160,7 @@ def row_as_dict(row: FailedJob, *, reveal: bool = False) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
+    return fields if reveal else mask_dead_letter(fields)
 
 
 def retry_options(row: FailedJob) -> tuple[dict[str, Any], float | None]:
