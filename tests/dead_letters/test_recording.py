@@ -134,7 +134,7 @@ async def test_a_deleted_dead_letter_stays_deleted(
     await start_worker(envoi)
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PERMANENT", {})
     [row] = await until(lambda: rows(envoi), message="the dead letter")
-    assert await FailedJobService(envoi).delete(row.id)  # at once, well within the reconciler's window
+    assert await FailedJobService(db=envoi.db).delete(row.id)  # at once, well within the reconciler's window
     before = await _watermark(envoi)
     await until(lambda: _watermark_moved(envoi, before), message="a pass of the running reconciler")
     assert await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once() == 0  # a worker starting

@@ -65,7 +65,7 @@ NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
 
 
 def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
-    return FailedJobService(envoi)
+    return FailedJobService(db=envoi.db, queue=envoi.queue)
 
 
 FailedJobsDep = Annotated[FailedJobService, Depends(get_failed_jobs)]
