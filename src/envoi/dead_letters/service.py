@@ -1,4 +1,7 @@
-"""`FailedJobService`: read, retry and delete dead letters. Used by `envoi dlq` and the admin API.
+"""`FailedJobService`: read, retry, delete and count dead letters. Used by `envoi dlq`, the admin API,
+the /metrics gauges (`count_by_status`) and the admin chart (`per_hour`); `newest_id` and
+`summary_since` are the queries dead-letter alerts need. (Recording a failure is `recorder`'s; the
+reconciler checks which failures already have a row.)
 
 Pages are newest first, keyed on the ULID primary key (sortable by creation time): the cursor is the
 last id of a page, so a page costs one index range scan whatever its depth. Filtered pages use the
