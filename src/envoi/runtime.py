@@ -68,7 +68,9 @@ class Envoi:
         )
         companions: list[Companion] = [reconciler.run_forever]
         if self.settings.alert_webhook_url is not None:
-            alerter = DeadLetterAlerter(settings=self.settings, db=self.db, marks=self.queue.marks)
+            alerter = DeadLetterAlerter(
+                settings=self.settings, dead_letters=self.dead_letters, marks=self.queue.marks
+            )
             companions.append(alerter.run_forever)
         return companions
 

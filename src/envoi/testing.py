@@ -84,9 +84,7 @@ async def outbox(directory: Path | None = None, **settings: Any) -> AsyncIterato
     with tempfile.TemporaryDirectory(prefix="envoi-outbox-") as scratch:
         database_url = f"sqlite:///{(directory or Path(scratch)) / 'envoi-outbox.db'}"
         upgrade(database_url)
-        config = Settings(  # type: ignore[call-arg]
-            _env_file=None, queue_enabled=False, database_url=database_url, **settings
-        )
+        config = Settings(_env_file=None, queue_enabled=False, database_url=database_url, **settings)
         email = RecordingChannel[OutgoingEmail](ChannelName.EMAIL)
         sms = RecordingChannel[OutgoingText](ChannelName.SMS)
         whatsapp = RecordingChannel[OutgoingText](ChannelName.WHATSAPP)

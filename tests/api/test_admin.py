@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from envoi.config import Settings
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from tests.api.conftest import API_KEY, Api, add_failed_job
+from tests.dead_letters.support import Jobs
 from tests.helpers import job_state
 
 
@@ -67,6 +72,7 @@ async def test_retry_one_enqueues_again_and_second_retry_is_409(api: Api) -> Non
     failed = await add_failed_job(api.envoi)
     response = await api.admin.post(f"/v1/admin/failed-jobs/{failed}/retry")
     assert response.status_code == 202
+    assert response.json()["mode"] == "queued"
     job_id = response.json()["jobId"]
     assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, job_id) == "waiting"
     row = (await api.admin.get(f"/v1/admin/failed-jobs/{failed}")).json()
@@ -132,3 +138,51 @@ async def test_cookie_session_needs_csrf_header_for_unsafe_methods(api: Api) -> 
     assert ok.status_code == 204
     forged = await api.anonymous.get("/v1/admin/queues", cookies={"envoi_admin": "forged"})
     assert forged.status_code == 403
+
+
+async def test_error_text_and_stack_traces_quoting_recipients_are_masked(api: Api) -> None:
+    failed = await add_failed_job(
+        api.envoi,
+        error_message="21211: The 'To' number +33612345678 is not valid; copy to <jane@example.com> refused",
+        stacktrace=[
+            "Traceback (most recent call last):\n  ...\nPermanentDeliveryError: 550 <jane@example.com>",
+            "TwilioError: whatsapp:+33612345678 is not a WhatsApp user (33612345678)",
+        ],
+    )
+    listed = (await api.admin.get("/v1/admin/failed-jobs")).json()["items"]
+    shown = (await api.admin.get(f"/v1/admin/failed-jobs/{failed}")).json()
+    for body in (listed[0], shown):
+        text = body["errorMessage"] + "".join(body["stacktrace"])
+        assert "jane@example.com" not in text and "612345678" not in text
+        assert "j***@example.com" in text and "+33 6** ** ** 78" in text
+        assert body["errorMessage"].startswith("21211: The 'To' number +33 6")
+
+
+async def test_retry_without_a_queue_answers_200_delivered_or_502_failed_again(
+    make_api: Callable[..., Any], api_settings: Settings
+) -> None:
+    """QUEUE_ENABLED=false, no worker: the retry runs the handler now and the answer says how it went."""
+    jobs = Jobs()
+    api: Api = await make_api(
+        api_settings.model_copy(update={"queue_enabled": False}), registry=jobs.registry
+    )
+    failing = await add_failed_job(api.envoi, job_name="ALWAYS_FAIL", job_data={"to": "jane@example.com"})
+    switch = await add_failed_job(api.envoi, job_name="SWITCH", job_data={"to": "paul@example.com"})
+
+    failed = await api.admin.post(f"/v1/admin/failed-jobs/{failing}/retry")
+    assert failed.status_code == 502, failed.text
+    body = failed.json()
+    assert body["jobId"] == f"dlq-retry-{failing}" and "failed again" in body["detail"]
+    new = body["newFailedJobId"]
+    assert new not in (None, failing, switch) and new in body["detail"]
+    row = (await api.admin.get(f"/v1/admin/failed-jobs/{new}")).json()
+    assert (row["jobName"], row["status"], row["errorMessage"]) == ("ALWAYS_FAIL", "FAILED", "boom 1")
+    assert (await api.admin.get(f"/v1/admin/failed-jobs/{failing}")).json()["status"] == "RETRIED"
+    assert [c.mode for c in jobs.named("ALWAYS_FAIL")] == ["sync"]
+
+    jobs.broken = False
+    delivered = await api.admin.post(f"/v1/admin/failed-jobs/{switch}/retry")
+    assert delivered.status_code == 200, delivered.text
+    assert delivered.json() == {"jobId": f"dlq-retry-{switch}", "mode": "sync"}
+    assert [c.job_id for c in jobs.named("SWITCH")] == [f"dlq-retry-{switch}"]
+    assert (await api.admin.post(f"/v1/admin/failed-jobs/{switch}/retry")).status_code == 409

@@ -70,7 +70,9 @@ async def test_worker_companion_sends_one_summary(
         registry=registry(),
     )
     await start_worker(envoi)
-    alerter = DeadLetterAlerter(settings=envoi.settings, db=envoi.db, marks=envoi.queue.marks)
+    alerter = DeadLetterAlerter(
+        settings=envoi.settings, dead_letters=envoi.dead_letters, marks=envoi.queue.marks
+    )
     # The companion's first pass marks what is already there as seen; failures after it are news.
     await eventually(lambda: _alerter_started(envoi), message="alerter started")
 
@@ -97,7 +99,9 @@ async def test_failing_webhook_does_not_affect_jobs(
     closed = f"http://127.0.0.1:{free_port()}/hook"
     envoi = make_envoi(make_settings(alert_webhook_url=closed, alert_min_interval_s=0), registry=registry())
     await start_worker(envoi)
-    alerter = DeadLetterAlerter(settings=envoi.settings, db=envoi.db, marks=envoi.queue.marks)
+    alerter = DeadLetterAlerter(
+        settings=envoi.settings, dead_letters=envoi.dead_letters, marks=envoi.queue.marks
+    )
     await eventually(lambda: _alerter_started(envoi), message="alerter started")
 
     await add_failed_job(envoi)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from envoi.cli import app
 from envoi.config import Settings
+from envoi.db.models import FailedJob
 from envoi.db.session import Database
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.embedded_redis import free_port
 from envoi.queue import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
 from tests.dead_letters.support import failure
+from tests.fixtures.smtp import SmtpSink
 from tests.helpers import bull_queue
 
 runner = CliRunner()
@@ -193,3 +197,110 @@ def test_retry_enqueues_once(env: dict[str, str], settings: Settings) -> None:
 
     assert asyncio.run(waiting(WEBHOOKS_QUEUE)) == [f"dlq-retry-{ids[0]}"]
     assert asyncio.run(waiting(NOTIFICATIONS_QUEUE)) == sorted(f"dlq-retry-{i}" for i in ids[1:3])
+
+
+QUOTING = "21211: The 'To' number +33612345678 is not valid; copy to <jane@example.com> refused"
+QUOTING_TRACE = "Traceback (most recent call last):\nDeliveryError: 550 <jane@example.com> +33612345678"
+
+
+def test_error_text_and_stack_traces_are_masked_unless_revealed(env: dict[str, str]) -> None:
+    [row_id] = seed(env["DATABASE_URL"], 1, error_message=QUOTING, stacktrace=[QUOTING_TRACE])
+
+    def masked(out: str) -> bool:
+        return "jane@example.com" not in out and "612345678" not in out and "j***@example.com" in out
+
+    def revealed(out: str) -> bool:
+        return "jane@example.com" in out and "+33612345678" in out
+
+    table = dlq(env, "list")
+    assert table.exit_code == 0, table.output
+    assert masked(table.stdout) and "21211: The 'To' number +33 6" in table.stdout
+    shown = dlq(env, "show", row_id)
+    assert masked(shown.stdout) and "550 <j***@example.com> +33 6** ** ** 78" in shown.stdout
+    listed = json.loads(dlq(env, "list", "--json").stdout)["items"][0]
+    assert masked(json.dumps(listed)) and listed["error_message"].startswith("21211: The 'To' number +33 6")
+    assert masked(json.dumps(json.loads(dlq(env, "show", row_id, "--json").stdout)))
+
+    assert revealed(dlq(env, "list", "--reveal").stdout)
+    assert revealed(dlq(env, "show", row_id, "--reveal").stdout)
+    revealed_json = json.loads(dlq(env, "list", "--json", "--reveal").stdout)["items"][0]
+    assert revealed_json["error_message"] == QUOTING and revealed_json["stacktrace"] == [QUOTING_TRACE]
+
+
+def test_list_at_80_columns_keeps_every_rows_job_status_and_time(env: dict[str, str]) -> None:
+    names = ["CREATE_INAPP_NOTIFICATION", "SEND_WHATSAPP", "SEND_EMAIL", "SEND_SMS"]
+    for i, name in enumerate(names):
+        seed(env["DATABASE_URL"], 1, job_name=name, job_id=f"j{i}", error_message="x " * 100)
+    resolve = asyncio.run(_set_status(env["DATABASE_URL"], "SEND_SMS", "RESOLVED"))
+    assert resolve == 1
+    for columns in ("80", "100", "200"):
+        result = dlq({**env, "COLUMNS": columns}, "list")
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert all(len(line) <= int(columns) for line in lines), (columns, result.stdout)
+        assert "Failed (UTC)" in lines[0] and "Status" in lines[0]
+        listed = json.loads(dlq(env, "list", "--json").stdout)["items"]
+        for item in listed:
+            [line] = [line for line in lines if item["id"] in line]
+            assert item["job_name"] in line and item["status"] in line, (columns, line)
+            failed_at = datetime.fromtimestamp(item["finished_on"] / 1000, UTC)
+            assert failed_at.strftime("%m-%d %H:%M") in line
+        assert {item["job_name"] for item in listed} == set(names)
+    # Room left at 80 columns goes to the error, cut to fit; none left means no error column.
+    narrow = dlq({**env, "COLUMNS": "80"}, "list", "--job-name", "SEND_SMS")
+    assert "Error" in narrow.stdout and "x x x" in narrow.stdout and "…" in narrow.stdout
+
+
+async def _set_status(url: str, job_name: str, status: str) -> int:
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            result = await session.execute(
+                update(FailedJob).where(FailedJob.job_name == job_name).values(status=status)
+            )
+            return int(getattr(result, "rowcount", 0))
+    finally:
+        await db.dispose()
+
+
+def test_retry_without_a_queue_says_delivered_or_failed_again(
+    env: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    """QUEUE_ENABLED=false: the retry runs the real SEND_EMAIL handler now, against a real SMTP server."""
+    email = {"to": "jane@example.com", "subject": "Votre rendez-vous", "html": "<p>Demain</p>"}
+    inline = {
+        **env,
+        "QUEUE_ENABLED": "false",
+        "EMAIL_PROVIDER": "smtp",
+        "EMAIL_FROM": "envoi <no-reply@envoi.test>",
+        "SMTP_HOST": smtp_sink.host,
+        "SMTP_PORT": str(smtp_sink.port),
+        "SMTP_SECURITY": "none",
+    }
+    first, second = seed(env["DATABASE_URL"], 2, job_name="SEND_EMAIL", data=email)
+
+    smtp_sink.fail_next(code=550, stage="rcpt", text="5.1.1 <jane@example.com>: Recipient address rejected")
+    failed = dlq(inline, "retry", first)
+    assert failed.exit_code == 1, failed.output
+    assert "Retried" not in failed.stdout
+    assert f"{first} ran inline and failed again: new dead letter" in failed.stderr
+    assert "550" in failed.stderr and "jane@example.com" not in failed.stderr  # the error, masked
+    assert smtp_sink.messages == []
+    after = json.loads(dlq(env, "list", "--json").stdout)["items"]
+    [new] = [item for item in after if item["id"] not in (first, second)]
+    assert new["id"] in failed.stderr and new["status"] == "FAILED" and "550" in new["error_message"]
+    assert next(item for item in after if item["id"] == first)["status"] == "RETRIED"
+
+    delivered = dlq(inline, "retry", second)
+    assert delivered.exit_code == 0, delivered.output
+    assert f"Retried {second}: ran inline: delivered" in delivered.stdout
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["jane@example.com"]]
+
+    as_json = dlq(inline, "retry", new["id"], "--json")  # the new dead letter, now delivered
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["rows"][0] | {"id": "-"} == {
+        "id": "-",
+        "retried_job_id": f"dlq-retry-{new['id']}",
+        "mode": "sync",
+        "result": "delivered",
+    }

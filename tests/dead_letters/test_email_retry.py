@@ -31,16 +31,17 @@ async def test_retried_email_is_delivered_once_the_fault_is_gone(
 
     service = envoi.dead_letters
     retried = await service.retry(row.id)
+    assert retried.result == "queued"
     [message] = await eventually(lambda: smtp_sink.messages, timeout=10, message="the email delivered")
     assert message.rcpt_tos == ["jane@example.com"]
     assert message.message["Subject"] == "Votre rendez-vous"
     [after] = await rows(envoi)
-    assert (after.status, after.retried_job_id) == ("RETRIED", retried.retried_job_id)
+    assert (after.status, after.retried_job_id) == ("RETRIED", retried.row.retried_job_id)
     with pytest.raises(FailedJobNotRetryableError):
         await service.retry(row.id)
-    assert retried.retried_job_id is not None
+    assert retried.row.retried_job_id is not None
     await until(
-        lambda: _state_is(envoi, str(retried.retried_job_id), "unknown"), message="the retry completed"
+        lambda: _state_is(envoi, str(retried.row.retried_job_id), "unknown"), message="the retry completed"
     )
     assert len(smtp_sink.messages) == 1
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from ulid import ULID
 
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.dead_letters.service import (
+    DeadLetterSummary,
     FailedJobFilters,
     FailedJobNotFoundError,
     FailedJobNotRetryableError,
+    FailedJobService,
     row_as_dict,
 )
 from envoi.queue import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
@@ -141,6 +145,7 @@ async def test_retry_delivers_once_the_fault_is_gone_and_only_once(
     retried = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, FailedJobNotRetryableError)]
     assert len(retried) == 1 and len(refused) == 1, outcomes
+    assert retried[0].result == "queued" and retried[0].enqueued.job_id == f"dlq-retry-{row.id}"
     await eventually(lambda: len(jobs.named("SWITCH")) == 3, message="the retried job ran")
     retry_context = jobs.named("SWITCH")[-1]
     assert (retry_context.attempt, retry_context.max_attempts) == (1, 2)  # fresh attempts, same options
@@ -187,11 +192,12 @@ async def test_retry_many_and_retry_in_fallback_mode_runs_inline(
     service = envoi.dead_letters
     labels = {"queue": NOTIFICATIONS_QUEUE, "job_name": "SWITCH"}
     retried_before = REGISTRY.get_sample_value("envoi_jobs_retried_total", labels) or 0
-    assert await service.retry_many(FailedJobFilters(job_name="SWITCH")) == 3
+    done = await service.retry_many(FailedJobFilters(job_name="SWITCH"))
+    assert (done.total, done.delivered, done.queued, done.failed_again) == (3, 3, 0, 0)
     assert REGISTRY.get_sample_value("envoi_jobs_retried_total", labels) == retried_before + 3
     assert [c.mode for c in jobs.named("SWITCH")] == ["sync"] * 6
-    assert await service.retry_many(FailedJobFilters(job_name="SWITCH")) == 0
-    assert await service.retry_many(FailedJobFilters(status="RETRIED")) == 0  # type: ignore[arg-type]
+    assert (await service.retry_many(FailedJobFilters(job_name="SWITCH"))).total == 0
+    assert (await service.retry_many(FailedJobFilters(status="RETRIED"))).total == 0  # type: ignore[arg-type]
     stats = await service.stats()
     assert stats.by_status == {"FAILED": 1, "RETRIED": 3, "RESOLVED": 0}
 
@@ -231,4 +237,89 @@ async def test_a_row_of_a_queue_envoi_does_not_serve_is_left_failed(
         await service.retry(row.id)
     [after] = await rows(envoi)
     assert (after.status, after.retried_job_id) == ("FAILED", None)
-    assert await service.retry_many(FailedJobFilters()) == 0
+    assert (await service.retry_many(FailedJobFilters())).total == 0
+
+
+async def test_retry_says_when_the_job_ran_inline_and_failed_again(
+    make_settings: Callable[..., Any], make_envoi: Any
+) -> None:
+    """Without a queue a retry runs now: the outcome says delivered or failed again, never just "retried"."""
+    jobs = Jobs()
+    envoi: Envoi = make_envoi(make_settings(queue_enabled=False), registry=jobs.registry)
+    await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "ALWAYS_FAIL", {"to": "jane@example.com"})
+    await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SWITCH", {"to": "paul@example.com"})
+    failing, switch = (await rows(envoi))[0], (await rows(envoi))[1]
+    service = FailedJobService(db=envoi.db, queue=envoi.queue)
+
+    again = await service.retry(failing.id)
+    assert (again.result, again.failed_again, again.enqueued.mode) == ("failed_again", True, "sync")
+    assert again.new_dead_letter is not None
+    new = again.new_dead_letter
+    assert new.id not in (failing.id, switch.id)
+    assert (new.job_name, new.job_data, new.status) == ("ALWAYS_FAIL", {"to": "jane@example.com"}, "FAILED")
+    assert new.error_message == "boom 1"
+    assert (await service.get(failing.id)).status == "RETRIED"  # type: ignore[union-attr]
+
+    jobs.broken = False
+    delivered = await service.retry(switch.id)
+    assert (delivered.result, delivered.failed_again, delivered.new_dead_letter) == ("delivered", False, None)
+
+    # The new dead letter, retried in bulk, fails again: counted, and the row it left is named.
+    bulk = await service.retry_many(FailedJobFilters(job_name="ALWAYS_FAIL"))
+    assert (bulk.total, bulk.failed_again, bulk.queued, bulk.delivered) == (1, 1, 0, 0)
+    [outcome] = bulk.failures
+    assert outcome.row.id == new.id and outcome.new_dead_letter is not None
+    assert outcome.new_dead_letter.id not in (failing.id, new.id)
+
+
+async def test_retry_needs_a_queue_and_says_so(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
+    envoi, _ = envoi_with_jobs
+    await seed(envoi, 1)
+    [row] = await rows(envoi)
+    with pytest.raises(TypeError, match="needs a queue"):
+        await FailedJobService(db=envoi.db).retry(row.id)
+    assert (await FailedJobService(db=envoi.db).get(row.id)).status == "FAILED"  # type: ignore[union-attr]
+
+
+async def test_counts_per_status_per_hour_and_since_an_id(envoi_with_jobs: tuple[Envoi, Jobs]) -> None:
+    envoi, _ = envoi_with_jobs
+    service = FailedJobService(db=envoi.db)
+    assert await service.count_by_status() == {}
+    assert await service.newest_id() == ""
+    assert await service.summary_since("") == DeadLetterSummary()
+    await seed(envoi, 6)
+    first_six = await service.newest_id()
+    # ULIDs order by millisecond only: the next rows must be made in a later one than the first six.
+    await eventually(lambda: time.time() * 1000 > ULID.from_str(first_six).milliseconds + 1)
+    await seed_more(envoi, 6, 9)
+    assert await service.count_by_status() == {"FAILED": 9}
+
+    everything = await service.summary_since("")
+    assert (everything.total, everything.last_id) == (9, await service.newest_id())
+    assert everything.by_queue == {WEBHOOKS_QUEUE: 3, NOTIFICATIONS_QUEUE: 6}
+    newer = await service.summary_since(first_six)
+    assert newer.total == 3 and newer.by_job_name == {"SEND_EMAIL": 2, "SEND_SMS": 1}
+    assert newer.last_id == everything.last_id > first_six
+    assert (await service.summary_since(newer.last_id)).total == 0
+
+    now = datetime.now(UTC)
+    hours = await service.per_hour(now=now)
+    assert len(hours) == 24 and hours[-1][0] == now.replace(minute=0, second=0, microsecond=0)
+    assert hours[-1][1] + hours[-2][1] == sum(count for _, count in hours) == 9  # the last hour, or its edge
+    assert [start.hour for start, _ in hours[-2:]] == [(now.hour - 1) % 24, now.hour]
+    tomorrow = await service.per_hour(now=now + timedelta(days=1, hours=1))
+    assert sum(count for _, count in tomorrow) == 0
+
+
+async def seed_more(envoi: Envoi, start: int, stop: int) -> None:
+    """Rows `start`..`stop - 1`, laid out as `seed` lays them out."""
+    await SqlFailureRecorder(envoi.db).record_many(
+        [
+            failure(
+                i,
+                queue=WEBHOOKS_QUEUE if i % 3 == 0 else NOTIFICATIONS_QUEUE,
+                job_name="SEND_SMS" if i % 2 else "SEND_EMAIL",
+            )
+            for i in range(start, stop)
+        ]
+    )

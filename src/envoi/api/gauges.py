@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from prometheus_client import Gauge
-from sqlalchemy import func, select
 
-from envoi.db.models import FailedJob
+from envoi.dead_letters.service import FailedJobService
 from envoi.queue.names import QUEUE_NAMES
 from envoi.runtime import Envoi
 
 QUEUE_JOBS = Gauge("envoi_queue_jobs", "Jobs per bullmq state, per queue", ["queue", "state"])
 DEAD_LETTERS = Gauge("envoi_dead_letters", "Dead letters per status", ["status"])
 FALLBACK_ACTIVE = Gauge("envoi_fallback_active", "1 when jobs run inline (queue disabled or Redis down)")
-
-
-async def dead_letters_by_status(envoi: Envoi) -> dict[str, int]:
-    async with envoi.db.session() as session:
-        rows = await session.execute(select(FailedJob.status, func.count()).group_by(FailedJob.status))
-        return {str(status): int(count) for status, count in rows.all()}
 
 
 async def refresh(envoi: Envoi) -> None:
@@ -28,6 +21,6 @@ async def refresh(envoi: Envoi) -> None:
         for state, count in (counts or {}).items():
             QUEUE_JOBS.labels(queue, state).set(count)
     DEAD_LETTERS.clear()
-    for status, count in (await dead_letters_by_status(envoi)).items():
+    for status, count in (await FailedJobService(db=envoi.db).count_by_status()).items():
         DEAD_LETTERS.labels(status).set(count)
     FALLBACK_ACTIVE.set(1 if envoi.queue.fallback_active else 0)

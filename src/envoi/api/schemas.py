@@ -156,6 +156,17 @@ class FailedJobPage(Camel):
 
 class RetryAccepted(Camel):
     job_id: str
+    #: "queued": in Redis, a worker will run it (202); "sync": no queue, it ran inline and succeeded (200).
+    mode: Mode
+
+
+class RetryFailedAgain(Camel):
+    """A retry that ran inline (no queue) and failed again (502): the failure is a new dead letter."""
+
+    detail: str
+    job_id: str
+    #: The dead letter the failed run left (null if it could not be recorded; the worker log has it).
+    new_failed_job_id: str | None
 
 
 class HourBucket(Camel):

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 
 from envoi.config import Settings
-from envoi.db.models import FailedJob
-from envoi.db.session import Database
+from envoi.dead_letters.results import DeadLetterSummary
+from envoi.dead_letters.service import FailedJobService
 from envoi.queue.marks import Marks
 
 log = logging.getLogger("envoi.alerts")
@@ -31,27 +29,13 @@ log = logging.getLogger("envoi.alerts")
 WEBHOOK_TIMEOUT_S = 5.0
 
 
-@dataclass
-class Summary:
-    total: int = 0
-    by_queue: dict[str, int] = field(default_factory=dict)
-    by_job_name: dict[str, int] = field(default_factory=dict)
-    last_id: str = ""
-
-    def add(self, queue: str, job_name: str, count: int, last_id: str) -> None:
-        self.total += count
-        self.by_queue[queue] = self.by_queue.get(queue, 0) + count
-        self.by_job_name[job_name] = self.by_job_name.get(job_name, 0) + count
-        self.last_id = max(self.last_id, last_id)
-
-
 SEEN, GATE = "seen", "gate"
 
 
 class DeadLetterAlerter:
-    def __init__(self, *, settings: Settings, db: Database, marks: Marks) -> None:
+    def __init__(self, *, settings: Settings, dead_letters: FailedJobService, marks: Marks) -> None:
         self.settings = settings
-        self.db = db
+        self.dead_letters = dead_letters
         self.marks = marks
 
     async def run_forever(self) -> None:
@@ -64,22 +48,6 @@ class DeadLetterAlerter:
                 log.warning("Dead-letter alert check failed (%s); trying again later", type(exc).__name__)
             await asyncio.sleep(self.settings.dlq_reconcile_interval_s)  # the polling schedule
 
-    async def _newest_id(self) -> str:
-        async with self.db.session() as session:
-            return str(await session.scalar(select(func.max(FailedJob.id))) or "")
-
-    async def _since(self, seen: str) -> Summary:
-        statement = (
-            select(FailedJob.queue_name, FailedJob.job_name, func.count(), func.max(FailedJob.id))
-            .where(FailedJob.id > seen)
-            .group_by(FailedJob.queue_name, FailedJob.job_name)
-        )
-        summary = Summary()
-        async with self.db.session() as session:
-            for queue, job_name, count, last_id in await session.execute(statement):
-                summary.add(queue, job_name, int(count), str(last_id))
-        return summary
-
     async def check_once(self) -> bool:
         """Send an alert if new dead letters appeared and the gate is open; True when one was sent."""
         if self.settings.alert_webhook_url is None:
@@ -87,9 +55,9 @@ class DeadLetterAlerter:
         seen = await self.marks.get(SEEN)
         if seen is None:
             # First run anywhere: history is not news. Only what fails from now on is reported.
-            await self.marks.set(SEEN, await self._newest_id(), only_if_absent=True)
+            await self.marks.set(SEEN, await self.dead_letters.newest_id(), only_if_absent=True)
             return False
-        summary = await self._since(seen)
+        summary = await self.dead_letters.summary_since(seen)
         if not summary.total:
             return False
         interval = max(1, round(self.settings.alert_min_interval_s))
@@ -100,7 +68,7 @@ class DeadLetterAlerter:
             return True
         return False
 
-    def payload(self, summary: Summary) -> dict[str, Any]:
+    def payload(self, summary: DeadLetterSummary) -> dict[str, Any]:
         admin_url = self.settings.api_url.rstrip("/") + "/admin"
         queues = ", ".join(f"{name}: {count}" for name, count in sorted(summary.by_queue.items()))
         return {
@@ -113,7 +81,7 @@ class DeadLetterAlerter:
             "adminUrl": admin_url,
         }
 
-    async def _post(self, summary: Summary) -> bool:
+    async def _post(self, summary: DeadLetterSummary) -> bool:
         try:
             async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as http:
                 response = await http.post(str(self.settings.alert_webhook_url), json=self.payload(summary))

@@ -1,4 +1,7 @@
-"""`FailedJobService`: read, retry and delete dead letters. Used by `envoi dlq` and the admin API.
+"""`FailedJobService`: read, retry, delete and count dead letters. Used by `envoi dlq`, the admin API,
+the /metrics gauges (`count_by_status`) and the admin chart (`per_hour`); `newest_id` and
+`summary_since` are the queries dead-letter alerts need. (Recording a failure is `recorder`'s; the
+reconciler checks which failures already have a row.)
 
 Pages are newest first, keyed on the ULID primary key (sortable by creation time): the cursor is the
 last id of a page, so a page costs one index range scan whatever its depth. Filtered pages use the
@@ -16,29 +19,41 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, select, update
 
 from envoi import metrics
 from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.db.session import Database
 from envoi.db.types import utcnow
+from envoi.dead_letters.filters import FailedJobFilters, parse_status
+from envoi.dead_letters.results import (
+    BulkRetry,
+    DeadLetterStats,
+    DeadLetterSummary,
+    Page,
+    RetryOutcome,
+    RetryResult,
+)
 from envoi.errors import EnvoiError
-from envoi.masking import mask_payload
+from envoi.masking import mask_dead_letter
 from envoi.queue.service import QueueService
 
 log = logging.getLogger("envoi.dead_letters")
 
 __all__ = [
+    "BulkRetry",
     "DeadLetterStats",
+    "DeadLetterSummary",
     "FailedJobFilters",
     "FailedJobNotFoundError",
     "FailedJobNotRetryableError",
     "FailedJobService",
     "Page",
+    "RetryOutcome",
+    "RetryResult",
     "parse_status",
     "row_as_dict",
 ]
@@ -46,11 +61,15 @@ __all__ = [
 MAX_LIMIT = 500
 #: Rows read or changed per statement in bulk operations.
 BATCH_SIZE = 500
+#: Hours in `per_hour`'s histogram (the admin page's chart: the last day).
+HISTOGRAM_HOURS = 24
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 #: Options a retry keeps; the old job id is dropped (bullmq would ignore an add under it).
 RETRY_OPTIONS = ("attempts", "backoff", "priority", "lifo", "removeOnComplete")
 
 Progress = Callable[[int], None]
+#: (start of the hour, dead letters created in it); a module-level name because the class has a `list`.
+HourCounts = list[tuple[datetime, int]]
 
 
 class FailedJobNotFoundError(EnvoiError):
@@ -68,85 +87,15 @@ class FailedJobNotRetryableError(EnvoiError):
         self.status = status
 
 
-def parse_status(value: str | FailedJobStatus | None) -> FailedJobStatus | None:
-    if value is None or isinstance(value, FailedJobStatus):
-        return value
-    try:
-        return FailedJobStatus(value.upper())
-    except ValueError:
-        known = ", ".join(s.value for s in FailedJobStatus)
-        raise ValueError(f"unknown status {value!r}; expected one of {known}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class FailedJobFilters:
-    """Which dead letters an operation is about; every field left None matches everything."""
-
-    queue_name: str | None = None
-    job_name: str | None = None
-    status: FailedJobStatus | None = None
-    #: created_at >= since
-    since: datetime | None = None
-    #: created_at < until
-    until: datetime | None = None
-    #: A substring of the error message, or a job id.
-    search: str | None = None
-
-    def __post_init__(self) -> None:
-        # Accept "failed" or "FAILED" from a CLI or a query string; reject anything else here, once.
-        object.__setattr__(self, "status", parse_status(self.status))
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} must be timezone-aware")
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.queue_name is not None:
-            where.append(FailedJob.queue_name == self.queue_name)
-        if self.job_name is not None:
-            where.append(FailedJob.job_name == self.job_name)
-        if self.status is not None:
-            where.append(FailedJob.status == self.status.value)
-        if self.since is not None:
-            where.append(FailedJob.created_at >= self.since)
-        if self.until is not None:
-            where.append(FailedJob.created_at < self.until)
-        if self.search:
-            pattern = "%" + self.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-            where.append(
-                or_(FailedJob.error_message.ilike(pattern, escape="\\"), FailedJob.job_id == self.search)
-            )
-        return where
-
-    @property
-    def is_empty(self) -> bool:
-        return all(getattr(self, name) in (None, "") for name in self.__slots__)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[FailedJob]
-    #: Pass back as `cursor` for the next (older) page; None on the last page.
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterStats:
-    total: int
-    by_queue: dict[str, int] = field(default_factory=dict)
-    by_job_name: dict[str, int] = field(default_factory=dict)
-    by_status: dict[str, int] = field(default_factory=dict)
-
-
 def row_as_dict(row: FailedJob, *, reveal: bool = False) -> dict[str, Any]:
-    """A JSON-ready dead letter; recipients in the payload are masked unless `reveal`."""
-    return {
+    """A JSON-ready dead letter, as shown to a person: recipients masked (in the payload, the error and
+    the stack traces, `mask_dead_letter`) unless `reveal`."""
+    fields = {
         "id": row.id,
         "queue_name": row.queue_name,
         "job_name": row.job_name,
         "job_id": row.job_id,
-        "job_data": row.job_data if reveal else mask_payload(row.job_data),
+        "job_data": row.job_data,
         "job_options": row.job_options,
         "error_message": row.error_message,
         "stacktrace": row.stacktrace,
@@ -157,6 +106,7 @@ def row_as_dict(row: FailedJob, *, reveal: bool = False) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
+    return fields if reveal else mask_dead_letter(fields)
 
 
 def retry_options(row: FailedJob) -> tuple[dict[str, Any], float | None]:
@@ -179,8 +129,8 @@ def retry_job_id(row_id: str) -> str:
 
 
 class FailedJobService:
-    """`queue` is needed by `retry` only: `FailedJobService(db=database)` reads and deletes (the
-    `envoi dlq` commands that need no Redis and no handlers)."""
+    """Dead letters over `db`. `queue` is needed by `retry` and `retry_many` alone (the `envoi dlq`
+    commands that read and delete need no Redis and no handlers: `FailedJobService(db=database)`)."""
 
     def __init__(self, *, db: Database, queue: QueueService | None = None) -> None:
         self.db = db
@@ -262,15 +212,18 @@ class FailedJobService:
             statement = statement.where(FailedJob.id < cursor)
         return statement.order_by(FailedJob.id.desc())
 
-    async def retry(self, id: str, *, force: bool = False) -> FailedJob:
+    async def retry(self, id: str, *, force: bool = False) -> RetryOutcome:
         """Enqueue the job again (fresh job id, fresh attempts) and mark the row RETRIED.
 
-        Raises `FailedJobNotFoundError`, or `FailedJobNotRetryableError` when the row is not FAILED
-        (with `force`, a RETRIED row is enqueued again under the same job id), or `ValueError` for a
-        queue envoi does not know (the row is left FAILED).
+        Returns what happened (`RetryOutcome.result`): queued in Redis, or run inline (no queue, or Redis
+        down) and delivered, or run inline and failed again, in which case `new_dead_letter` is the row
+        that run left. Raises `FailedJobNotFoundError`, or `FailedJobNotRetryableError` when the row is not
+        FAILED (with `force`, a RETRIED row is enqueued again under the same job id), or `ValueError` for
+        a queue envoi does not know (the row is left FAILED), or `TypeError` when the service was built
+        without a queue.
         """
         if self.queue is None:
-            raise TypeError("retry needs FailedJobService(queue=...): it enqueues")
+            raise TypeError("FailedJobService.retry needs a queue: FailedJobService(db=..., queue=...)")
         job_id = retry_job_id(id)
         claimable = [FailedJobStatus.FAILED.value]
         if force:
@@ -289,8 +242,9 @@ class FailedJobService:
             raise FailedJobNotRetryableError(id, row.status)
         options, delay = retry_options(row)
         data = row.job_data if isinstance(row.job_data, dict) else {"value": row.job_data}
+        started = utcnow()
         try:
-            await self.queue.enqueue(
+            enqueued = await self.queue.enqueue(
                 row.queue_name, row.job_name, data, job_id=job_id, delay=delay, **options
             )
         except BaseException:
@@ -298,7 +252,33 @@ class FailedJobService:
             await self._unclaim(id, job_id)
             raise
         metrics.JOBS_RETRIED.labels(row.queue_name, row.job_name).inc()
-        return row
+        outcome = RetryOutcome(row=row, enqueued=enqueued)
+        if outcome.failed_again:
+            new = await self._left_by_inline_run(row, data, since=started)
+            outcome = RetryOutcome(row=row, enqueued=enqueued, new_dead_letter=new)
+        return outcome
+
+    async def _left_by_inline_run(
+        self, row: FailedJob, data: dict[str, Any], *, since: datetime
+    ) -> FailedJob | None:
+        """The dead letter an inline run of `row`'s job recorded after `since`. Inline failures carry no
+        job id, so it is found by queue, job name, payload and time (the oldest such row: of two
+        identical jobs failing inline at the same instant, either is the answer)."""
+        statement = (
+            select(FailedJob)
+            .where(
+                FailedJob.created_at >= since,
+                FailedJob.queue_name == row.queue_name,
+                FailedJob.job_name == row.job_name,
+                FailedJob.job_id.is_(None),
+                FailedJob.id != row.id,
+            )
+            .order_by(FailedJob.id)
+            .limit(BATCH_SIZE)
+        )
+        async with self.db.session() as session:
+            candidates = (await session.scalars(statement)).all()
+        return next((found for found in candidates if found.job_data == data), None)
 
     async def _unclaim(self, id: str, job_id: str) -> None:
         async with self.db.session() as session:
@@ -308,21 +288,21 @@ class FailedJobService:
                 .values(status=FailedJobStatus.FAILED.value, retried_job_id=None, updated_at=utcnow())
             )
 
-    async def retry_many(self, filters: FailedJobFilters, *, progress: Progress | None = None) -> int:
-        """Retry every matching FAILED row (rows in another status are skipped); returns how many."""
+    async def retry_many(self, filters: FailedJobFilters, *, progress: Progress | None = None) -> BulkRetry:
+        """Retry every matching FAILED row (rows in another status are skipped); says how each went."""
+        done = BulkRetry()
         if filters.status not in (None, FailedJobStatus.FAILED):
-            return 0
-        failed_only = _with_status(filters, FailedJobStatus.FAILED)
-        retried, cursor = 0, None
+            return done
+        failed_only = filters.with_status(FailedJobStatus.FAILED)
+        cursor = None
         while True:
             async with self.db.session() as session:
                 ids = list((await session.scalars(self._ids(failed_only, cursor).limit(BATCH_SIZE))).all())
             if not ids:
-                return retried
+                return done
             for row_id in ids:
                 try:
-                    await self.retry(row_id)
-                    retried += 1
+                    done.add(await self.retry(row_id))
                 except (FailedJobNotFoundError, FailedJobNotRetryableError):
                     pass  # deleted or retried by someone else since the page was read
                 except ValueError as exc:  # a queue envoi does not serve: the row stays FAILED
@@ -347,16 +327,51 @@ class FailedJobService:
                 by_status[status] = by_status.get(status, 0) + count
         return DeadLetterStats(total=total, by_queue=by_queue, by_job_name=by_job_name, by_status=by_status)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Dead letters per status, for the statuses that have any (the `envoi_dead_letters` gauge)."""
+        statement = select(FailedJob.status, func.count()).group_by(FailedJob.status)
+        async with self.db.session() as session:
+            rows = await session.execute(statement)
+            return {str(status): int(count) for status, count in rows.all()}
 
-def _with_status(filters: FailedJobFilters, status: FailedJobStatus) -> FailedJobFilters:
-    return FailedJobFilters(
-        queue_name=filters.queue_name,
-        job_name=filters.job_name,
-        status=status,
-        since=filters.since,
-        until=filters.until,
-        search=filters.search,
-    )
+    async def per_hour(self, *, now: datetime | None = None, hours: int = HISTOGRAM_HOURS) -> HourCounts:
+        """`hours` buckets ending with the current hour, oldest first: each the start of an hour (UTC)
+        and the number of dead letters created in it."""
+        end = (now or utcnow()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start = end - timedelta(hours=hours)
+        buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
+        statement = select(FailedJob.created_at).where(FailedJob.created_at >= start)
+        async with self.db.session() as session:
+            for moment in await session.scalars(statement):
+                hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+                if hour in buckets:
+                    buckets[hour] += 1
+        return sorted(buckets.items())
+
+    async def newest_id(self) -> str:
+        """The id of the newest dead letter, "" when there is none. Ids are ULIDs: they sort by creation
+        time, so "newer than this id" is what `summary_since` counts."""
+        async with self.db.session() as session:
+            return str(await session.scalar(select(func.max(FailedJob.id))) or "")
+
+    async def summary_since(self, last_id: str) -> DeadLetterSummary:
+        """The dead letters with an id greater than `last_id` ("" for all of them), counted by queue
+        and by job name; `last_id` of the answer is the newest of them (or "" when there are none)."""
+        statement = (
+            select(FailedJob.queue_name, FailedJob.job_name, func.count(), func.max(FailedJob.id))
+            .where(FailedJob.id > last_id)
+            .group_by(FailedJob.queue_name, FailedJob.job_name)
+        )
+        total, newest = 0, ""
+        by_queue: dict[str, int] = {}
+        by_job_name: dict[str, int] = {}
+        async with self.db.session() as session:
+            for queue_name, job_name, count, group_last in await session.execute(statement):
+                total += int(count)
+                by_queue[queue_name] = by_queue.get(queue_name, 0) + int(count)
+                by_job_name[job_name] = by_job_name.get(job_name, 0) + int(count)
+                newest = max(newest, str(group_last))
+        return DeadLetterSummary(total=total, by_queue=by_queue, by_job_name=by_job_name, last_id=newest)
 
 
 def _rowcount(result: Any) -> int:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from envoi.api.deps import Admin, EnvoiDep, FailedJobsDep
 from envoi.api.schemas import (
@@ -19,8 +19,8 @@ from envoi.api.schemas import (
     QueuesOverview,
     QueueState,
     RetryAccepted,
+    RetryFailedAgain,
 )
-from envoi.api.stats import failures_per_hour
 from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.dead_letters.service import (
     MAX_LIMIT,
@@ -29,7 +29,6 @@ from envoi.dead_letters.service import (
     FailedJobNotRetryableError,
     row_as_dict,
 )
-from envoi.masking import mask_email
 from envoi.queue.names import QUEUE_NAMES
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Admin])
@@ -59,20 +58,9 @@ def filter_params(
 Filters = Annotated[FilterParams, Depends(filter_params)]
 
 
-#: An address inside free text (an SMTP reply quotes the recipient).
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-def _mask_text(text: str) -> str:
-    return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
-
-
 def item(row: FailedJob) -> FailedJobItem:
-    """The row with recipients masked: in the payload, and in the error text that quotes them."""
-    fields = row_as_dict(row)
-    fields["error_message"] = _mask_text(fields["error_message"])
-    fields["stacktrace"] = [_mask_text(line) for line in fields["stacktrace"]]
-    return FailedJobItem.model_validate(fields)
+    """The row with recipients masked: in the payload, and in the error and stack traces that quote them."""
+    return FailedJobItem.model_validate(row_as_dict(row))
 
 
 @router.get("/queues", response_model=QueuesOverview)
@@ -99,16 +87,17 @@ async def list_failed_jobs(
 
 
 @router.get("/failure-histogram", response_model=FailureHistogram)
-async def failure_histogram(envoi: EnvoiDep) -> FailureHistogram:
+async def failure_histogram(service: FailedJobsDep) -> FailureHistogram:
     """Dead letters created in each of the last 24 hours (UTC), oldest first."""
-    hours = await failures_per_hour(envoi)
+    hours = await service.per_hour()
     return FailureHistogram(hours=[HourBucket(start=start, count=count) for start, count in hours])
 
 
 @router.post("/failed-jobs/retry", response_model=Count)
 async def retry_failed_jobs(params: Filters, service: FailedJobsDep) -> Count:
-    """Retry every FAILED dead letter matching the filters; returns how many were enqueued again."""
-    return Count(count=await service.retry_many(params.filters()))
+    """Retry every FAILED dead letter matching the filters; returns how many were retried (without a
+    queue they ran inline, and those that failed again are new dead letters)."""
+    return Count(count=(await service.retry_many(params.filters())).total)
 
 
 @router.post("/failed-jobs/delete", response_model=Count)
@@ -129,16 +118,41 @@ async def get_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> 
     "/failed-jobs/{id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RetryAccepted,
-    responses={**NOT_FOUND, 409: {"model": Problem, "description": "Already retried or resolved"}},
+    responses={
+        **NOT_FOUND,
+        200: {"model": RetryAccepted, "description": "No queue: the job ran inline and succeeded"},
+        409: {"model": Problem, "description": "Already retried or resolved"},
+        502: {"model": RetryFailedAgain, "description": "No queue: the job ran inline and failed again"},
+    },
 )
-async def retry_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> RetryAccepted:
+async def retry_failed_job(
+    failed_job_id: FailedJobId, service: FailedJobsDep, response: Response
+) -> RetryAccepted | JSONResponse:
+    """Enqueue the job again and mark the dead letter RETRIED.
+
+    `202 {"jobId", "mode": "queued"}`: in Redis, a worker will run it. Without a queue (QUEUE_ENABLED=false,
+    or Redis down) the job runs inline, now: `200 {"jobId", "mode": "sync"}` when it succeeded, `502
+    {"detail", "jobId", "newFailedJobId"}` when it failed again (which recorded a new dead letter).
+    """
     try:
-        row = await service.retry(failed_job_id)
+        outcome = await service.retry(failed_job_id)
     except FailedJobNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter") from None
     except FailedJobNotRetryableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    return RetryAccepted(job_id=row.retried_job_id or "")
+    job_id = outcome.enqueued.job_id
+    if outcome.failed_again:
+        new_id = outcome.new_dead_letter.id if outcome.new_dead_letter else None
+        failed = RetryFailedAgain(
+            detail=f"Dead letter {failed_job_id} ran inline and failed again"
+            + (f": new dead letter {new_id}" if new_id else ""),
+            job_id=job_id,
+            new_failed_job_id=new_id,
+        )
+        return JSONResponse(failed.model_dump(by_alias=True), status_code=status.HTTP_502_BAD_GATEWAY)
+    if outcome.enqueued.mode == "sync":
+        response.status_code = status.HTTP_200_OK
+    return RetryAccepted(job_id=job_id, mode=outcome.enqueued.mode)
 
 
 @router.delete("/failed-jobs/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)

@@ -213,8 +213,12 @@
     if (!(await confirmDialog("Retry this job?", `${item.jobName} will be enqueued again with fresh attempts.`))) return;
     try {
       const answer = await api(`/v1/admin/failed-jobs/${encodeURIComponent(item.id)}/retry`, { method: "POST" });
-      await afterChange(`Retried as job ${answer.jobId}`);
-    } catch (error) { toast(error.message, true); }
+      // No queue: it ran now (200 "sync"); had it failed again, the 502's detail is the toast below.
+      await afterChange(answer.mode === "sync" ? "Ran inline: delivered" : `Retried as job ${answer.jobId}`);
+    } catch (error) {
+      toast(error.message, true);
+      await loadDeadLetters(); // a 502 (failed again) still changed the list: the row is RETRIED, a new one FAILED
+    }
   }
 
   async function deleteOne(item) {

@@ -1,45 +1,51 @@
 """`envoi dlq ...`: list, show, retry, delete and count dead letters.
 
-Tables for people, `--json` for scripts. Recipients in payloads are masked unless `--reveal`.
-Exit codes: 0 done, 1 an id was not found (or could not be retried, or the database is behind),
-2 bad arguments. Only `retry` talks to Redis; the other commands need the database alone.
+Tables for people, `--json` for scripts. Recipients are masked (in payloads, error text and stack
+traces) unless `--reveal`. Exit codes: 0 done, 1 an id was not found, could not be retried or ran
+inline and failed again (or the database is behind), 2 bad arguments. Only `retry` talks to Redis; the
+other commands need the database alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from envoi.cli.common import EXIT_FAILURE, settings_or_exit
+from envoi.cli.output import (
+    dead_letter_details,
+    first_line,
+    page_table,
+    print_json,
+    progress,
+    stderr,
+    stdout,
+)
+from envoi.db.migrate import pending_message
 from envoi.db.models import FailedJob
+from envoi.db.session import Database
 from envoi.dead_letters.service import (
     MAX_LIMIT,
     FailedJobFilters,
     FailedJobNotFoundError,
     FailedJobNotRetryableError,
     FailedJobService,
+    RetryOutcome,
     parse_status,
     row_as_dict,
 )
+from envoi.masking import mask_text
+from envoi.runtime import Envoi
 
 app = typer.Typer(help="Dead letters: jobs that failed for the last time.", no_args_is_help=True)
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")
-
-#: Bulk operations over more rows than this show a progress bar (on a terminal).
-PROGRESS_FROM = 500
 
 QueueOpt = Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue")]
 JobNameOpt = Annotated[str | None, typer.Option("--job-name", "-n", help="Only this job name")]
@@ -84,21 +90,16 @@ def _filters(
 
 
 def _run(work: Callable[[FailedJobService], Awaitable[T]], *, with_queue: bool = False) -> T:
-    """Run `work` with a service over DATABASE_URL (and an Envoi, for retries); exit 1 if not migrated."""
-    from envoi.cli import settings_or_exit
-    from envoi.db.migrate import pending_message
-    from envoi.db.session import Database
-
+    """Run `work` with a service over DATABASE_URL (with the queue and handlers too, for retries: an
+    `Envoi`); exit 1 if the database is not migrated."""
     settings = settings_or_exit()
     behind = pending_message(settings.database_url)
     if behind:
-        errors.print(f"envoi: {behind}")
-        raise typer.Exit(1)
+        stderr().print(f"envoi: {behind}")
+        raise typer.Exit(EXIT_FAILURE)
 
     async def main() -> T:
         if with_queue:
-            from envoi.runtime import Envoi
-
             envoi = Envoi(settings)
             try:
                 return await work(envoi.dead_letters)
@@ -111,38 +112,6 @@ def _run(work: Callable[[FailedJobService], Awaitable[T]], *, with_queue: bool =
             await db.dispose()
 
     return asyncio.run(main())
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _failed_at(row: FailedJob) -> str:
-    if row.finished_on:
-        return datetime.fromtimestamp(row.finished_on / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return row.created_at.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _short(text: str, width: int = 60) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr for bulk operations over many rows; silent otherwise."""
-    shown = total > PROGRESS_FROM and errors.is_terminal
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        disable=not shown,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
 
 
 @app.command("list")
@@ -170,37 +139,15 @@ def list_(
     page = _run(work)
     if as_json:
         items = [row_as_dict(row, reveal=reveal) for row in page.items]
-        _print_json({"items": items, "next_cursor": page.next_cursor})
+        print_json({"items": items, "next_cursor": page.next_cursor})
         return
+    console = stdout()
     if not page.items:
         console.print("No dead letters.")
         return
-    console.print(_page_table(page.items, wide=console.width >= 120))
+    console.print(page_table(page.items, width=console.width, reveal=reveal))
     if page.next_cursor:
         console.print(f"More: envoi dlq list --cursor {page.next_cursor} (same filters)")
-
-
-def _page_table(rows: list[FailedJob], *, wide: bool) -> Table:
-    """The id is what every other command takes: it is never cut. On a narrow terminal the queue and
-    the tries go, and the error gives way first."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("ID", no_wrap=True, min_width=26)
-    table.add_column("Failed (UTC)", no_wrap=True)
-    if wide:
-        table.add_column("Queue", no_wrap=True)
-    table.add_column("Job", no_wrap=True, overflow="ellipsis", max_width=26)
-    if wide:
-        table.add_column("Tries", justify="right")
-    table.add_column("Status", no_wrap=True)
-    table.add_column("Error", no_wrap=True, overflow="ellipsis", ratio=1)
-    for row in rows:
-        failed = _failed_at(row)
-        cells = [row.id, failed[:16] if wide else failed[5:16], row.queue_name, row.job_name]
-        cells += [str(row.attempts_made), row.status, _short(row.error_message, 120)]
-        if not wide:
-            del cells[4], cells[2]
-        table.add_row(*cells)
-    return table
 
 
 @app.command()
@@ -209,29 +156,19 @@ def show(
     as_json: JsonOpt = False,
     reveal: RevealOpt = False,
 ) -> None:
-    """Show one dead letter: payload (recipients masked), options, error and stack traces."""
+    """Show one dead letter: payload, options, error and stack traces (recipients masked)."""
 
     async def work(service: FailedJobService) -> FailedJob | None:
         return await service.get(id)
 
     row = _run(work)
     if row is None:
-        errors.print(f"envoi: no dead letter with id {id}")
-        raise typer.Exit(1)
-    data = row_as_dict(row, reveal=reveal)
+        stderr().print(f"envoi: no dead letter with id {id}", markup=False)
+        raise typer.Exit(EXIT_FAILURE)
     if as_json:
-        _print_json(data)
+        print_json(row_as_dict(row, reveal=reveal))
         return
-    table = Table(show_header=False, box=None)
-    for key in ("id", "queue_name", "job_name", "job_id", "status", "retried_job_id", "attempts_made"):
-        table.add_row(key, str(data[key]) if data[key] is not None else "-")
-    table.add_row("failed_at", _failed_at(row) + " UTC")
-    table.add_row("error", row.error_message)
-    console.print(table)
-    console.print("job_data:", json.dumps(data["job_data"], indent=2, ensure_ascii=False), markup=False)
-    console.print("job_options:", json.dumps(data["job_options"], indent=2), markup=False)
-    if row.stacktrace:
-        console.print("last stack trace:\n" + row.stacktrace[-1], markup=False)
+    dead_letter_details(row, reveal=reveal)
 
 
 def _ids_or_all(ids: list[str] | None, all_: bool) -> list[str]:
@@ -240,6 +177,15 @@ def _ids_or_all(ids: list[str] | None, all_: bool) -> list[str]:
     if not ids and not all_:
         raise typer.BadParameter("give at least one id, or --all with filters", param_hint="IDS")
     return ids or []
+
+
+def _failed_again(outcome: RetryOutcome) -> str:
+    """The line for a retry that ran inline and failed again (its error masked, as in `list`)."""
+    message = f"{outcome.row.id} ran inline and failed again"
+    new = outcome.new_dead_letter
+    if new is None:
+        return message + " (no new dead letter could be found; see the log)"
+    return f"{message}: new dead letter {new.id} ({first_line(mask_text(new.error_message), 100)})"
 
 
 @app.command()
@@ -255,7 +201,10 @@ def retry(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enqueue jobs again (fresh job id and attempts, same name, data and options)."""
+    """Enqueue jobs again (fresh job id and attempts, same name, data and options).
+
+    Without a queue (QUEUE_ENABLED=false, Redis down) jobs run now; one that fails again exits 1.
+    """
     chosen = _ids_or_all(ids, all_)
     filters = _filters(queue, job_name, status, search)
     if chosen and not filters.is_empty:
@@ -265,29 +214,48 @@ def retry(
         done: list[dict[str, str]] = []
         failed: list[str] = []
         if all_:
-            with _progress(await service.count(filters), "Retrying") as advance:
-                return await service.retry_many(filters, progress=advance), done, failed
+            with progress(await service.count(filters), "Retrying") as advance:
+                bulk = await service.retry_many(filters, progress=advance)
+            failed += [_failed_again(outcome) for outcome in bulk.failures]
+            if bulk.failed_again > len(bulk.failures):
+                failed.append(f"{bulk.failed_again - len(bulk.failures)} more ran inline and failed again")
+            return bulk.queued + bulk.delivered, done, failed
         for row_id in chosen:
             try:
-                row = await service.retry(row_id, force=force)
+                outcome = await service.retry(row_id, force=force)
             except (FailedJobNotFoundError, FailedJobNotRetryableError, ValueError) as exc:
                 failed.append(f"{row_id}: {exc}" if isinstance(exc, ValueError) else str(exc))
                 continue
-            done.append({"id": row.id, "retried_job_id": row.retried_job_id or ""})
+            if outcome.failed_again:
+                failed.append(_failed_again(outcome))
+                continue
+            done.append(
+                {
+                    "id": outcome.row.id,
+                    "retried_job_id": outcome.enqueued.job_id,
+                    "mode": outcome.enqueued.mode,
+                    "result": outcome.result,
+                }
+            )
         return len(done), done, failed
 
     count, done, failed = _run(work, with_queue=True)
     if as_json:
-        _print_json({"retried": count, "rows": done, "errors": failed})
+        print_json({"retried": count, "rows": done, "errors": failed})
     else:
+        console = stdout()
         for item in done:
-            console.print(f"Retried {item['id']} as job {item['retried_job_id']}")
+            if item["result"] == "queued":
+                console.print(f"Retried {item['id']}: queued as job {item['retried_job_id']}", markup=False)
+            else:
+                console.print(f"Retried {item['id']}: ran inline: delivered", markup=False)
         if all_:
             console.print(f"Retried {count} dead letter(s).")
+        errors = stderr()
         for message in failed:
-            errors.print(f"envoi: {message}")
+            errors.print(f"envoi: {message}", markup=False)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command()
@@ -322,7 +290,7 @@ def delete(
 
     async def work(service: FailedJobService) -> tuple[int, list[str]]:
         if all_:
-            with _progress(total, "Deleting") as advance:
+            with progress(total, "Deleting") as advance:
                 return await service.delete_many(filters, progress=advance), []
         deleted, missing = 0, []
         for row_id in chosen:
@@ -335,16 +303,17 @@ def delete(
     deleted, missing = _run(work)
     _report_deleted(deleted, missing, as_json)
     if missing:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _report_deleted(deleted: int, missing: list[str], as_json: bool) -> None:
     if as_json:
-        _print_json({"deleted": deleted, "not_found": missing})
+        print_json({"deleted": deleted, "not_found": missing})
         return
-    console.print(f"Deleted {deleted} dead letter(s).")
+    stdout().print(f"Deleted {deleted} dead letter(s).")
+    errors = stderr()
     for row_id in missing:
-        errors.print(f"envoi: no dead letter with id {row_id}")
+        errors.print(f"envoi: no dead letter with id {row_id}", markup=False)
 
 
 @app.command()
@@ -356,7 +325,7 @@ def stats(as_json: JsonOpt = False) -> None:
 
     result = _run(work)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "total": result.total,
                 "by_queue": result.by_queue,
@@ -365,6 +334,7 @@ def stats(as_json: JsonOpt = False) -> None:
             }
         )
         return
+    console = stdout()
     console.print(f"Dead letters: {result.total}")
     for title, counts in (
         ("Queue", result.by_queue),
@@ -373,5 +343,5 @@ def stats(as_json: JsonOpt = False) -> None:
     ):
         table = Table(title, "Count")
         for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            table.add_row(key, str(value))
+            table.add_row(Text(key), str(value))
         console.print(table)

@@ -1,0 +1,38 @@
+"""What every `envoi` command shares: logging, settings, and the exit codes.
+
+Exit codes: `EXIT_OK` 0 done; `EXIT_FAILURE` 1 the work failed (an id not found, a retry that failed
+again, a database behind its migrations for `envoi dlq`); `EXIT_USAGE` 2 bad arguments or configuration
+(typer's own usage errors are 2 as well).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from envoi.config import Settings, load_settings
+from envoi.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", level).upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO, and Twilio's URLs carry the account SID.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """The settings, or the reason they are invalid on stderr and exit 2."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        typer.echo(f"envoi: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None

@@ -1,0 +1,109 @@
+"""`envoi migrate`, `envoi worker`, `envoi api`: the long-running processes and their set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from prometheus_client import start_http_server
+
+from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
+from envoi.db.migrate import pending_message, upgrade
+from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
+from envoi.runtime import Envoi
+from envoi.worker import Worker
+
+log = logging.getLogger("envoi")
+
+
+def migrate() -> None:
+    """Apply every database migration (DATABASE_URL)."""
+    configure_logging()
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    typer.echo("Database is up to date.")
+
+
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once")] = None,
+    queue: Annotated[list[str] | None, typer.Option(help="Queue to work (repeatable)")] = None,
+) -> None:
+    """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish)."""
+    configure_logging()
+    settings = settings_or_exit()
+    queues = queue or [NOTIFICATIONS_QUEUE]
+    unknown = sorted(set(queues) - set(QUEUE_NAMES))
+    if unknown:
+        typer.echo(f"envoi: unknown queue {', '.join(unknown)}; expected {', '.join(QUEUE_NAMES)}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not settings.queue_enabled:
+        typer.echo("envoi: QUEUE_ENABLED=false: there is no queue to work (jobs run inline)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+
+    if settings.worker_metrics_port:
+        # The worker's counters live in its own process: it serves them itself (the API's /metrics
+        # shows the API's counters and the queue and dead-letter gauges).
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        log.info(
+            "Worker metrics on http://%s:%d/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+        )
+
+    async def main() -> None:
+        envoi = Envoi(settings)
+        try:
+            await Worker(envoi, queues=queues, concurrency=concurrency).run_until_signalled()
+        finally:
+            await envoi.close()
+
+    asyncio.run(main())
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to bind (ENVOI_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ENVOI_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API. It enqueues and reads; it never processes jobs."""
+    # Imported here, not at the top: uvicorn, FastAPI and every route are heavy, and the other commands
+    # (a worker above all, which runs for days) have no use for them.
+    import uvicorn
+
+    from envoi.api.app import create_app
+
+    configure_logging()
+    # /readyz checks the revision on every probe: alembic's two INFO lines each time are noise.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    settings = settings_or_exit()
+    bind = host or settings.envoi_host
+    missing = [
+        name
+        for name, value in (
+            ("ENVOI_API_KEY", settings.envoi_api_key),
+            ("ENVOI_ADMIN_TOKEN", settings.envoi_admin_token),
+        )
+        if value is None
+    ]
+    if missing and bind != "127.0.0.1":
+        typer.echo(
+            f"envoi: {' and '.join(missing)} not set: refusing to serve an open API on {bind}; "
+            "set them, or bind to 127.0.0.1 (--host 127.0.0.1)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        behind = pending_message(settings.database_url)
+    except Exception as exc:
+        behind = f"Database unreachable ({type(exc).__name__}): check DATABASE_URL."
+    if behind is not None:
+        typer.echo(f"envoi: {behind}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    uvicorn.run(
+        create_app(),
+        host=bind,
+        port=port or settings.envoi_port,
+        log_level="info",
+        proxy_headers=False,
+    )
