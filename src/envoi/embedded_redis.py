@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
@@ -43,10 +44,19 @@ class EmbeddedRedis:
     the test suite runs without persistence.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, persist: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        persist: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
         self.persist = persist
+        #: More `redis-server` options (`["--maxmemory-policy", "allkeys-lru"]`), after envoi's own.
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,6 +73,7 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.persist else "no",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

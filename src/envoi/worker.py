@@ -17,10 +17,11 @@ from bullmq import UnrecoverableError
 from bullmq import Worker as BullWorker
 
 from envoi import metrics
-from envoi.errors import TransientDeliveryError, is_permanent
+from envoi.errors import QueueUnavailableError, TransientDeliveryError, is_permanent
 from envoi.queue.failures import final_failure, is_final_failure
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.service import QueueService
 from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.worker")
@@ -42,6 +43,14 @@ def _stretch_backoff(job: Any, retry_after_s: float) -> None:
     wanted = round(retry_after_s * 1000)
     if wanted > planned:
         job.opts = {**job.opts, "backoff": {"type": "fixed", "delay": wanted}}
+
+
+async def _check_server(queue: QueueService) -> None:
+    """Log what the Redis server lacks (noeviction, persistence); a worker runs anyway."""
+    try:
+        await queue.server.log_warnings()
+    except QueueUnavailableError as exc:
+        log.warning("Could not check the Redis server's settings: %s", exc)
 
 
 class Worker:
@@ -93,6 +102,7 @@ class Worker:
             # which its worker never asks for: without this, a retry due in 0.5 s waits for a whole second.
             await worker.blockingRedisConnection.getRedisVersion()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
+        await _check_server(self.envoi.queue)
         self._companion_tasks = [
             asyncio.create_task(
                 companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"

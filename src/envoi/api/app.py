@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhooks
 from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
-from envoi.errors import ConfigError
+from envoi.errors import ConfigError, QueueUnavailableError
 from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.api")
@@ -47,6 +48,9 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
         runtime = envoi or Envoi(settings)
         try:
             await check_migrated(runtime)
+            # Redis down at start is no reason to stop: the fallback runs jobs inline, /readyz says so.
+            with contextlib.suppress(QueueUnavailableError):
+                await runtime.queue.server.log_warnings()
             app.state.envoi = runtime
             yield
         finally:

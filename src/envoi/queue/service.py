@@ -30,6 +30,7 @@ from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
 from envoi.queue.redis_backend import RedisBackend
+from envoi.queue.server import ServerCheck
 
 log = logging.getLogger("envoi.queue")
 
@@ -71,6 +72,8 @@ class QueueService:
         self.idempotency = IdempotencyKeys(self.on_redis)
         self.marks = Marks(self.on_redis)
         self.failed_set = FailedSet(self.on_redis)
+        #: What envoi needs from the server (noeviction, persistence), logged at start by the doors.
+        self.server = ServerCheck(self.on_redis)
         if settings.queue_enabled:
             self._redis = RedisBackend(settings)
             log.info("Queue enabled with Redis (%s)", settings.redis)
