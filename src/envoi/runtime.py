@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from envoi import addresses
 from envoi.config import Settings, load_settings
 from envoi.db.session import Database
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
@@ -17,6 +18,13 @@ class Envoi:
 
     def __init__(self, settings: Settings | None = None, *, registry: HandlerRegistry | None = None) -> None:
         self.settings = settings or load_settings()
+        # Recipients are validated where no settings reach (request bodies, job data): process-wide rules.
+        addresses.configure(
+            addresses.AddressRules(
+                default_phone_region=self.settings.default_phone_region,
+                strict_email_domains=self.settings.email_strict_domains,
+            )
+        )
         self.db = Database(self.settings.database_url)
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
         #: Given the queue names a worker serves, each returns a coroutine function the worker runs
