@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from envoi import addresses
 from envoi.config import Settings
 from envoi.db.migrate import upgrade
 from envoi.embedded_redis import EmbeddedRedis
@@ -24,14 +25,25 @@ from envoi.queue.jobs import HandlerRegistry
 from envoi.runtime import Envoi
 from envoi.worker import Worker
 
-#: The SMTP sink, the Twilio stand-in and settings pointing at them (tests/fixtures/).
+#: The SMTP sink, the Twilio, Resend and SendGrid stand-ins, and settings pointing at them (tests/fixtures/).
 pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.twilio",
+    "tests.fixtures.resend",
+    "tests.fixtures.sendgrid",
     "tests.fixtures.delivery",
     # envoi's own plugin for users' suites (`envoi_outbox`), tested in tests/testing/.
     "envoi.pytest_plugin",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _default_address_rules() -> Iterator[None]:
+    """Every `Envoi` sets the process-wide recipient rules from its settings (`envoi.addresses`): each
+    test starts from, and leaves behind, the defaults."""
+    addresses.configure(addresses.AddressRules())
+    yield
+    addresses.configure(addresses.AddressRules())
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import phonenumbers
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -22,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from envoi.addresses import email_address
 from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
@@ -36,6 +40,10 @@ class SmtpSecurity(StrEnum):
 
 class EmailProvider(StrEnum):
     SMTP = "smtp"
+    #: Resend's HTTP API (RESEND_API_KEY).
+    RESEND = "resend"
+    #: SendGrid's v3 HTTP API (SENDGRID_API_KEY).
+    SENDGRID = "sendgrid"
     #: Writes `.eml` files under OUTBOX_DIR: the `make dev` default, nothing leaves the machine.
     CONSOLE = "console"
 
@@ -125,8 +133,18 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/envoi.db"
 
     # --- email -----------------------------------------------------------------------------------
-    email_provider: EmailProvider = EmailProvider.SMTP
+    #: Unset: Resend when RESEND_API_KEY is set, else SendGrid when SENDGRID_API_KEY is, else SMTP (the
+    #: original system's choice by key); always a provider once validated.
+    email_provider: EmailProvider | None = None
     email_from: str = "envoi <no-reply@localhost>"
+    email_reply_to: str | None = None
+    #: Refuse recipients on names that cannot be delivered on the internet (`.test`, `.local`, `localhost`).
+    email_strict_domains: bool = False
+    resend_api_key: SecretStr | None = None
+    resend_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.resend.com")
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.sendgrid.com")
+    email_api_timeout_s: float = Field(15, gt=0)
     smtp_host: str = "localhost"
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
@@ -136,14 +154,23 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path("./var/outbox")
 
     # --- Twilio (SMS and WhatsApp) ---------------------------------------------------------------
-    sms_enabled: bool = False
-    whatsapp_enabled: bool = False
+    #: Unset: on when the Twilio credentials and the channel's sender are set (as the original system
+    #: sends whenever it can); `false` turns the channel off. Always a bool once validated.
+    sms_enabled: bool | None = None
+    whatsapp_enabled: bool | None = None
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
-    twilio_phone_number: str | None = None
-    twilio_whatsapp_number: str | None = None
+    #: SMS_FROM is the original system's other name for it (TWILIO_PHONE_NUMBER wins, as there).
+    twilio_phone_number: str | None = Field(
+        None, validation_alias=AliasChoices("twilio_phone_number", "sms_from")
+    )
+    twilio_whatsapp_number: str | None = Field(
+        None, validation_alias=AliasChoices("twilio_whatsapp_number", "whatsapp_from")
+    )
     twilio_timeout_s: float = Field(15, gt=0)
+    #: Region national phone numbers are read in (`FR`: `06 98 76 54 32`); unset: international only.
+    default_phone_region: str | None = None
 
     # --- notifications ---------------------------------------------------------------------------
     default_locale: str = "fr"
@@ -166,6 +193,33 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, gt=0)
     alert_webhook_url: AnyHttpUrl | None = None
     alert_min_interval_s: float = Field(300, ge=0)
+
+    #: Why SMS or WhatsApp is off, by channel name (`sms`, `whatsapp`), set when the flags are resolved.
+    _channels_off: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("email_provider", mode="before")
+    @classmethod
+    def _provider_case(cls, value: Any) -> Any:
+        # The original system writes RESEND and SENDGRID.
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code such as FR, BE or US")
+        return region
+
+    @field_validator("email_reply_to")
+    @classmethod
+    def _reply_to_address(cls, value: str | None) -> str | None:
+        # Checked at start: a bad one would have every email refused by the provider, one by one.
+        if value:
+            email_address(value)
+        return value or None
 
     @field_validator("default_locale")
     @classmethod
@@ -190,23 +244,56 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _twilio_complete(self) -> Settings:
-        if self.sms_enabled or self.whatsapp_enabled:
-            missing = [
-                name
-                for name, value in (
-                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
-                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
-                )
-                if not value
-            ]
-            if self.sms_enabled and not self.twilio_phone_number:
-                missing.append("TWILIO_PHONE_NUMBER")
-            if self.whatsapp_enabled and not self.twilio_whatsapp_number:
-                missing.append("TWILIO_WHATSAPP_NUMBER")
-            if missing:
-                raise ValueError(f"SMS/WhatsApp enabled but {', '.join(missing)} not set")
+    def _email_provider_keyed(self) -> Settings:
+        if self.email_provider is None:
+            self.email_provider = (
+                EmailProvider.RESEND
+                if self.resend_api_key
+                else EmailProvider.SENDGRID
+                if self.sendgrid_api_key
+                else EmailProvider.SMTP
+            )
+        key = {
+            EmailProvider.RESEND: ("RESEND_API_KEY", self.resend_api_key),
+            EmailProvider.SENDGRID: ("SENDGRID_API_KEY", self.sendgrid_api_key),
+        }.get(self.email_provider)
+        if key is not None and not key[1]:
+            raise ValueError(f"EMAIL_PROVIDER={self.email_provider} but {key[0]} is not set")
         return self
+
+    @model_validator(mode="after")
+    def _twilio_channels(self) -> Settings:
+        """Resolve SMS_ENABLED and WHATSAPP_ENABLED: explicit true needs everything, unset means
+        "on if configured", false is off."""
+        credentials = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+            )
+            if not value
+        ]
+        refused: list[str] = []
+        for channel, flag, sender, sender_name in (
+            ("sms", "SMS_ENABLED", self.twilio_phone_number, "TWILIO_PHONE_NUMBER"),
+            ("whatsapp", "WHATSAPP_ENABLED", self.twilio_whatsapp_number, "TWILIO_WHATSAPP_NUMBER"),
+        ):
+            enabled = getattr(self, f"{channel}_enabled")
+            missing = credentials + ([] if sender else [sender_name])
+            if enabled is False:
+                self._channels_off[channel] = f"{flag}=false"
+            elif missing and enabled:
+                refused.extend(name for name in missing if name not in refused)
+            elif missing:
+                self._channels_off[channel] = f"not configured: {', '.join(missing)} not set"
+            setattr(self, f"{channel}_enabled", enabled is not False and not missing)
+        if refused:
+            raise ValueError(f"SMS/WhatsApp enabled but {', '.join(refused)} not set")
+        return self
+
+    def channel_off_reason(self, channel: str) -> str | None:
+        """Why `sms` or `whatsapp` is off (`SMS_ENABLED=false`, `not configured: … not set`); None when on."""
+        return self._channels_off.get(channel)
 
     @cached_property
     def redis(self) -> RedisTarget:
@@ -244,6 +331,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            lines.append(f"Invalid setting {variable}: {error['msg']}")
+            if error["loc"]:
+                lines.append(f"Invalid setting {str(error['loc'][0]).upper()}: {error['msg']}")
+            else:
+                # A rule across settings (a provider without its key): its message names the variables.
+                lines.append(error["msg"].removeprefix("Value error, "))
         raise ConfigError("; ".join(lines)) from None

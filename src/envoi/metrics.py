@@ -9,6 +9,10 @@ JOBS_ENQUEUED = Counter("envoi_jobs_enqueued", "Jobs accepted by enqueue", ["que
 JOBS_COMPLETED = Counter("envoi_jobs_completed", "Jobs completed by a worker", ["queue", "job_name"])
 JOBS_FAILED = Counter("envoi_jobs_failed", "Job attempts that failed", ["queue", "job_name", "final"])
 JOBS_RETRIED = Counter("envoi_jobs_retried", "Dead letters re-enqueued", ["queue", "job_name"])
+#: A job whose channel is off (SMS_ENABLED=false, Twilio not configured): completed without sending.
+CHANNEL_DISABLED = Counter(
+    "envoi_jobs_channel_disabled", "Jobs completed without sending: their channel is off", ["channel"]
+)
 FALLBACK_RUNS = Counter("envoi_fallback_runs", "Jobs run inline (fallback)", ["queue", "job_name", "outcome"])
 JOB_DURATION = Histogram("envoi_job_duration_seconds", "Handler run time", ["queue", "job_name"])
 ENQUEUE_LATENCY = Histogram(

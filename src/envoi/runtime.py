@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from envoi import addresses
 from envoi.channels import Channels
 from envoi.config import Settings, load_settings
 from envoi.db.session import Database
@@ -44,6 +45,13 @@ class Envoi:
         channels: Callable[[Database], Channels] | None = None,
     ) -> None:
         self.settings = settings = settings or load_settings()
+        # Recipients are validated where no settings reach (request bodies, job data): process-wide rules.
+        addresses.configure(
+            addresses.AddressRules(
+                default_phone_region=settings.default_phone_region,
+                strict_email_domains=settings.email_strict_domains,
+            )
+        )
         self.db = Database(settings.database_url)
         self.registry = registry if registry is not None else HandlerRegistry()
         #: Told of every final failure, by the worker and by the inline fallback.

@@ -132,3 +132,16 @@ async def test_reminders_path_and_body_must_agree(api: Api) -> None:
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == "appointmentId"
     assert await queued(api) == 0
+
+
+@pytest.mark.parametrize(("strict", "status"), [(False, 202), (True, 422)])
+async def test_development_addresses_follow_email_strict_domains(
+    make_api: Any, api_settings: Any, strict: bool, status: int
+) -> None:
+    api: Api = await make_api(api_settings.model_copy(update={"email_strict_domains": strict}))
+    body = {"email": "jane@mailpit.local", "firstName": "Jane", "verificationToken": "1", "locale": "en"}
+    response = await api.client.post("/v1/flows/verification-email", json=body)
+    assert response.status_code == status
+    if strict:
+        assert [error["path"] for error in response.json()["errors"]] == ["email"]
+    assert await queued(api) == (0 if strict else 1)

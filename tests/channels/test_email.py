@@ -192,3 +192,12 @@ async def test_smtp_channel_resend_keeps_the_message_id(
     ids = {m.message["Message-ID"] for m in smtp_sink.messages}
     assert ids == {message_id("same")}
     assert smtp_sink.messages[0].html is not None and smtp_sink.messages[0].text is None
+
+
+async def test_reply_to_is_set_from_email_reply_to(
+    make_delivery_settings: Any, make_envoi: Any, smtp_sink: SmtpSink
+) -> None:
+    envoi: Envoi = make_envoi(make_delivery_settings(email_reply_to="Support <support@envoi.test>"))
+    await envoi.registry.run(context(JobName.SEND_EMAIL, email_data()))
+    [received] = smtp_sink.messages
+    assert received.message["Reply-To"] == "Support <support@envoi.test>"

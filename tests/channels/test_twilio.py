@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from envoi.channels.base import ChannelName
-from envoi.channels.twilio import retry_after_seconds, twilio_error
+from envoi.channels.http import retry_after_seconds
+from envoi.channels.twilio import twilio_error
 from envoi.config import Settings
 from envoi.errors import PermanentDeliveryError, TransientDeliveryError
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName

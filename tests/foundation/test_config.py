@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,9 @@ import pytest
 
 from envoi.config import Settings, load_settings
 from envoi.errors import ConfigError
+
+#: The CLI in a subprocess runs the code under test (a worktree's `src` on PYTHONPATH), not an install.
+SOURCE = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def make(**env: str) -> Settings:
@@ -55,9 +59,11 @@ def test_passwords_never_show_in_reprs() -> None:
         REDIS_URL="redis://:hunter2@localhost:6379/0",
         SMTP_PASSWORD="smtp-secret",
         TWILIO_AUTH_TOKEN="tw-secret",
+        RESEND_API_KEY="re_secret",
+        SENDGRID_API_KEY="SG.secret",
     )
-    shown = repr(settings) + str(settings.redis) + repr(settings.redis)
-    for secret in ("smtp-secret", "tw-secret"):
+    shown = repr(settings) + str(settings) + str(settings.redis) + repr(settings.redis)
+    for secret in ("smtp-secret", "tw-secret", "re_secret", "SG.secret"):
         assert secret not in shown
     assert "hunter2" not in str(settings.redis)
 
@@ -73,6 +79,12 @@ def test_passwords_never_show_in_reprs() -> None:
         ({"JOB_ATTEMPTS": "0"}, "JOB_ATTEMPTS"),
         ({"SMTP_SECURITY": "tls-ish"}, "SMTP_SECURITY"),
         ({"DEFAULT_LOCALE": "de"}, "DEFAULT_LOCALE"),
+        ({"EMAIL_PROVIDER": "mailgun"}, "EMAIL_PROVIDER"),
+        ({"DEFAULT_PHONE_REGION": "France"}, "DEFAULT_PHONE_REGION"),
+        ({"RESEND_API_BASE_URL": "not a url"}, "RESEND_API_BASE_URL"),
+        ({"EMAIL_API_TIMEOUT_S": "0"}, "EMAIL_API_TIMEOUT_S"),
+        ({"SMS_ENABLED": "perhaps"}, "SMS_ENABLED"),
+        ({"EMAIL_REPLY_TO": "nope"}, "EMAIL_REPLY_TO"),
     ],
 )
 def test_invalid_value_names_the_variable(env: dict[str, str], variable: str) -> None:
@@ -85,10 +97,87 @@ def test_enabling_sms_without_credentials_is_refused() -> None:
         make(SMS_ENABLED="true")
 
 
+@pytest.mark.parametrize(
+    ("provider", "key"), [("resend", "RESEND_API_KEY"), ("SENDGRID", "SENDGRID_API_KEY")]
+)
+def test_an_email_provider_without_its_key_stops_start_up(provider: str, key: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make(EMAIL_PROVIDER=provider)
+    assert str(refused.value) == f"EMAIL_PROVIDER={provider.lower()} but {key} is not set"
+
+
+@pytest.mark.parametrize(
+    ("env", "provider"),
+    [
+        ({}, "smtp"),
+        ({"RESEND_API_KEY": "re_x"}, "resend"),
+        ({"SENDGRID_API_KEY": "SG.x"}, "sendgrid"),
+        ({"RESEND_API_KEY": "re_x", "SENDGRID_API_KEY": "SG.x"}, "resend"),  # the original's order
+        ({"EMAIL_PROVIDER": "RESEND", "RESEND_API_KEY": "re_x"}, "resend"),  # the original's spelling
+        ({"EMAIL_PROVIDER": "smtp", "RESEND_API_KEY": "re_x"}, "smtp"),  # an explicit choice wins
+        ({"EMAIL_PROVIDER": "console", "SENDGRID_API_KEY": "SG.x"}, "console"),
+    ],
+)
+def test_email_provider_is_chosen_by_key_when_unset(env: dict[str, str], provider: str) -> None:
+    assert make(**env).email_provider == provider
+
+
+def test_the_original_sender_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TWILIO_PHONE_NUMBER", "TWILIO_WHATSAPP_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMS_FROM", "+15005550006")
+    monkeypatch.setenv("WHATSAPP_FROM", "+14155238886")
+    settings = load_settings(_env_file=None)
+    assert (settings.twilio_phone_number, settings.twilio_whatsapp_number) == ("+15005550006", "+14155238886")
+    monkeypatch.setenv("TWILIO_PHONE_NUMBER", "+15005550001")  # both set: TWILIO_ wins, as in the original
+    assert load_settings(_env_file=None).twilio_phone_number == "+15005550001"
+
+
+TWILIO = {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "token", "SMS_FROM": "+15005550006"}
+
+
+def test_sms_and_whatsapp_are_on_when_configured_and_off_when_told() -> None:
+    configured = make(**TWILIO)
+    assert (configured.sms_enabled, configured.whatsapp_enabled) == (True, False)
+    assert configured.channel_off_reason("sms") is None
+    assert configured.channel_off_reason("whatsapp") == "not configured: TWILIO_WHATSAPP_NUMBER not set"
+    off = make(**TWILIO, SMS_ENABLED="false")
+    assert off.sms_enabled is False and off.channel_off_reason("sms") == "SMS_ENABLED=false"
+    nothing = make()
+    assert (nothing.sms_enabled, nothing.whatsapp_enabled) == (False, False)
+    assert nothing.channel_off_reason("sms") == (
+        "not configured: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER not set"
+    )
+
+
+def test_enabling_whatsapp_without_its_sender_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^SMS/WhatsApp enabled but TWILIO_WHATSAPP_NUMBER not set$"):
+        make(**TWILIO, WHATSAPP_ENABLED="true")
+
+
+def test_default_phone_region_is_a_region_code() -> None:
+    assert make(DEFAULT_PHONE_REGION="fr").default_phone_region == "FR"
+    assert make(DEFAULT_PHONE_REGION="").default_phone_region is None
+
+
+def test_cli_stops_with_one_clear_line_for_a_provider_without_its_key() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "envoi", "migrate"],
+        env={"PATH": "/usr/bin:/bin", "EMAIL_PROVIDER": "sendgrid", **SOURCE},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "envoi: EMAIL_PROVIDER=sendgrid but SENDGRID_API_KEY is not set"
+    ]
+
+
 def test_cli_stops_with_one_clear_line_and_exit_code_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "envoi", "migrate"],
-        env={"PATH": "/usr/bin:/bin", "REDIS_PORT": "nope"},
+        env={"PATH": "/usr/bin:/bin", "REDIS_PORT": "nope", **SOURCE},
         capture_output=True,
         text=True,
         timeout=60,

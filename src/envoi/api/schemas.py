@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from envoi.addresses import EmailAddress
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
 from envoi.validation import RejectsNul
@@ -71,14 +72,14 @@ class Count(Camel):
 
 
 class VerificationEmailRequest(Body):
-    email: EmailStr
+    email: EmailAddress
     first_name: str = Field(min_length=1, max_length=200)
     verification_token: str = Field(min_length=1, max_length=1000)
     locale: Locale | None = None
 
 
 class InvitationEmailRequest(Body):
-    email: EmailStr
+    email: EmailAddress
     organization_name: str = Field(min_length=1, max_length=200)
     inviter_name: str = Field(min_length=1, max_length=200)
     invitation_token: str = Field(min_length=1, max_length=1000)
@@ -87,7 +88,7 @@ class InvitationEmailRequest(Body):
 
 
 class AbandonRecoveryRequest(Body):
-    email: EmailStr
+    email: EmailAddress
     first_name: str | None = Field(None, max_length=200)
     resume_url: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_web_url)]
     locale: Locale | None = None

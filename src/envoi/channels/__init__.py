@@ -1,11 +1,13 @@
-"""Channels: one class per way a message leaves (SMTP or console email, Twilio SMS and WhatsApp, in-app).
+"""Channels: one class per way a message leaves (SMTP, Resend, SendGrid or console email, Twilio SMS and
+WhatsApp, in-app).
 
-`Channels.from_settings()` builds them once per `Envoi`; `aclose()` releases the shared HTTP client.
+`Channels.from_settings()` builds them once per `Envoi`; `aclose()` releases their HTTP clients.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from envoi.channels.base import (
     Channel,
@@ -17,6 +19,8 @@ from envoi.channels.base import (
     SendReceipt,
 )
 from envoi.channels.email_console import ConsoleEmailChannel
+from envoi.channels.email_resend import ResendEmailChannel
+from envoi.channels.email_sendgrid import SendGridEmailChannel
 from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.channels.inapp import InAppChannel
 from envoi.channels.twilio import TwilioMessages, TwilioSmsChannel, TwilioWhatsAppChannel
@@ -35,23 +39,31 @@ __all__ = [
 ]
 
 
+_EMAIL_CHANNELS: dict[EmailProvider, Callable[[Settings], Channel[OutgoingEmail]]] = {
+    EmailProvider.SMTP: SmtpEmailChannel,
+    EmailProvider.RESEND: ResendEmailChannel,
+    EmailProvider.SENDGRID: SendGridEmailChannel,
+    EmailProvider.CONSOLE: ConsoleEmailChannel,
+}
+
+
 @dataclass
 class Channels:
     email: Channel[OutgoingEmail]
-    #: None when SMS_ENABLED=false: the SMS job then completes without sending (ledger row CANCELLED).
+    #: None when SMS is off (SMS_ENABLED=false, or Twilio not configured): the SMS job then completes
+    #: without sending (ledger row CANCELLED with `Settings.channel_off_reason()`).
     sms: Channel[OutgoingText] | None
-    #: None when WHATSAPP_ENABLED=false, likewise.
+    #: None when WhatsApp is off, likewise.
     whatsapp: Channel[OutgoingText] | None
     inapp: Channel[InAppMessage]
     twilio: TwilioMessages | None = None
+    #: Why each channel that is off is off (`SMS_ENABLED=false`, `not configured: … not set`).
+    off_reasons: dict[ChannelName, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> Channels:
-        email: Channel[OutgoingEmail] = (
-            ConsoleEmailChannel(settings)
-            if settings.email_provider is EmailProvider.CONSOLE
-            else SmtpEmailChannel(settings)
-        )
+        email_class = _EMAIL_CHANNELS[settings.email_provider or EmailProvider.SMTP]
+        email: Channel[OutgoingEmail] = email_class(settings)
         twilio = TwilioMessages(settings) if settings.sms_enabled or settings.whatsapp_enabled else None
         sms = whatsapp = None
         # The settings' validator guarantees the sender numbers of the enabled channels.
@@ -59,7 +71,19 @@ class Channels:
             sms = TwilioSmsChannel(twilio, sender=settings.twilio_phone_number)
         if twilio is not None and settings.whatsapp_enabled and settings.twilio_whatsapp_number:
             whatsapp = TwilioWhatsAppChannel(twilio, sender=settings.twilio_whatsapp_number)
-        return cls(email=email, sms=sms, whatsapp=whatsapp, inapp=InAppChannel(db), twilio=twilio)
+        off_reasons = {
+            name: reason
+            for name in (ChannelName.SMS, ChannelName.WHATSAPP)
+            if (reason := settings.channel_off_reason(name)) is not None
+        }
+        return cls(
+            email=email,
+            sms=sms,
+            whatsapp=whatsapp,
+            inapp=InAppChannel(db),
+            twilio=twilio,
+            off_reasons=off_reasons,
+        )
 
     async def aclose(self) -> None:
         for channel in (self.email, self.sms, self.whatsapp, self.inapp):

@@ -26,10 +26,11 @@ class ConsoleEmailChannel:
 
     def __init__(self, settings: Settings) -> None:
         self.sender = settings.email_from
+        self.reply_to = settings.email_reply_to
         self.outbox = Path(settings.outbox_dir)
 
     async def send(self, message: OutgoingEmail) -> SendReceipt:
-        mail = build_email(message, sender=self.sender)
+        mail = build_email(message, sender=self.sender, reply_to=self.reply_to)
         mid = message_id(message.idempotency_key)
         # Time first so `ls` lists them in order; the Message-ID's hash keeps two in one instant apart.
         name = f"{utcnow():%Y%m%dT%H%M%S%fZ}-{mid.strip('<>').split('@')[0][:12]}.eml"

@@ -68,6 +68,7 @@ class SmtpEmailChannel:
 
     def __init__(self, settings: Settings) -> None:
         self.sender = settings.email_from
+        self.reply_to = settings.email_reply_to
         self.envelope_from = sender_address(settings.email_from)
         self.host, self.port = settings.smtp_host, settings.smtp_port
         self.username = settings.smtp_username
@@ -76,7 +77,7 @@ class SmtpEmailChannel:
         self.timeout = settings.smtp_timeout_s
 
     async def send(self, message: OutgoingEmail) -> SendReceipt:
-        mail = build_email(message, sender=self.sender)
+        mail = build_email(message, sender=self.sender, reply_to=self.reply_to)
         try:
             await aiosmtplib.send(
                 mail,

@@ -1,4 +1,5 @@
-"""Building an email (`email.message.EmailMessage`), shared by the SMTP and console providers."""
+"""What every email provider derives the same way: the Message-ID and reference from the idempotency
+key, the sender's parts, and the MIME message the SMTP and console providers send."""
 
 from __future__ import annotations
 
@@ -11,26 +12,42 @@ from envoi.channels.base import OutgoingEmail
 from envoi.db.types import utcnow
 
 MESSAGE_ID_DOMAIN = "envoi"
+#: The header the HTTP providers carry the reference in (Resend documents it; it also keeps Gmail from
+#: threading two notifications that share a subject).
+REFERENCE_HEADER = "X-Entity-Ref-ID"
+
+
+def reference(idempotency_key: str) -> str:
+    """32 hex characters naming one message: the same key, the same reference, retries included."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
 def message_id(idempotency_key: str) -> str:
     """The same key gives the same Message-ID: a resend is recognisable (and deduplicated by some MTAs)."""
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<{digest}@{MESSAGE_ID_DOMAIN}>"
+    return f"<{reference(idempotency_key)}@{MESSAGE_ID_DOMAIN}>"
+
+
+def sender_parts(email_from: str) -> tuple[str, str]:
+    """(display name, address) of `EMAIL_FROM`: "envoi <no-reply@x>" -> ("envoi", "no-reply@x")."""
+    addresses = getaddresses([email_from])
+    if addresses and addresses[0][1]:
+        return addresses[0][0], addresses[0][1]
+    return "", email_from
 
 
 def sender_address(email_from: str) -> str:
     """The bare address of `EMAIL_FROM` ("envoi <no-reply@x>" -> "no-reply@x"), for SMTP's MAIL FROM."""
-    addresses = getaddresses([email_from])
-    return addresses[0][1] if addresses and addresses[0][1] else email_from
+    return sender_parts(email_from)[1]
 
 
-def build_email(message: OutgoingEmail, *, sender: str) -> EmailMessage:
+def build_email(message: OutgoingEmail, *, sender: str, reply_to: str | None = None) -> EmailMessage:
     """multipart/alternative (text, then HTML, as clients prefer the last), inside multipart/mixed when
     there are attachments."""
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = Address(addr_spec=message.to)
+    if reply_to:
+        mail["Reply-To"] = reply_to
     mail["Subject"] = message.subject
     mail["Date"] = format_datetime(utcnow())
     mail["Message-ID"] = message_id(message.idempotency_key)

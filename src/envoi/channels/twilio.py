@@ -3,23 +3,21 @@
     POST {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{sid}/Messages.json   (basic auth sid:token)
     To, From, Body, StatusCallback={API_URL}/v1/webhooks/twilio/status     -> 201 {"sid": "SM..."}
 
-`twilio_error()` is the one place HTTP failures become envoi's errors: 429 and 5xx, timeouts and
-connection failures are transient (429's `Retry-After` becomes `retry_after`); any other 4xx is
-permanent, with Twilio's own error `code` (21211 invalid number, 20003 bad credentials, ...).
+`twilio_error()` is the one place Twilio's answers become envoi's errors, by the rule of
+`envoi.channels.http` (429 and 5xx transient, `Retry-After` honoured; any other 4xx permanent), with
+Twilio's own error `code` (21211 invalid number, 20003 bad credentials, ...).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from envoi.channels.base import ChannelName, OutgoingText, SendReceipt
+from envoi.channels.http import json_body, retry_after_seconds, status_error, transport_error
 from envoi.config import Settings
-from envoi.db.types import utcnow
-from envoi.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from envoi.errors import DeliveryError, TransientDeliveryError
 from envoi.masking import mask_recipient
 
 log = logging.getLogger("envoi.channels.twilio")
@@ -29,46 +27,19 @@ WHATSAPP_PREFIX = "whatsapp:"
 STATUS_CALLBACK_PATH = "/v1/webhooks/twilio/status"
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` as seconds: either a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when: datetime = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
-
-
 def twilio_error(channel: ChannelName, response: httpx.Response) -> DeliveryError:
     """An error for a non-2xx answer. Twilio's body is `{"code": 21211, "message": ..., "status": 400}`."""
     code, detail = str(response.status_code), response.reason_phrase
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_body(response)
     if isinstance(body, dict):
         code = str(body.get("code") or code)
         detail = str(body.get("message") or detail)
-    message = f"Twilio answered {response.status_code}: {detail}"
-    if response.status_code == 429 or response.status_code >= 500:
-        return TransientDeliveryError(
-            message,
-            channel=channel,
-            code=code,
-            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-        )
-    return PermanentDeliveryError(message, channel=channel, code=code)
-
-
-def transport_error(channel: ChannelName, exc: httpx.HTTPError) -> TransientDeliveryError:
-    code = "TIMEOUT" if isinstance(exc, httpx.TimeoutException) else "CONNECTION"
-    return TransientDeliveryError(
-        f"Twilio unreachable: {type(exc).__name__}: {exc}", channel=channel, code=code
+    return status_error(
+        channel=channel,
+        message=f"Twilio answered {response.status_code}: {detail}",
+        status=response.status_code,
+        code=code,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
     )
 
 
@@ -92,7 +63,7 @@ class TwilioMessages:
         try:
             response = await self.client.post(self.url, data=form)
         except httpx.HTTPError as exc:
-            raise transport_error(channel, exc) from exc
+            raise transport_error("Twilio", channel, exc) from exc
         if not response.is_success:
             raise twilio_error(channel, response)
         try:

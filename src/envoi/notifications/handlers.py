@@ -4,7 +4,7 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
 
     {"status": "sent",     "deliveryId": ..., "providerMessageId": ...}
     {"status": "skipped",  "deliveryId": ..., "deliveryStatus": "SENT"}     already sent: not sent again
-    {"status": "disabled", "deliveryStatus": "CANCELLED"}                 SMS/WHATSAPP_ENABLED=false
+    {"status": "disabled", "deliveryStatus": "CANCELLED"}                 SMS/WhatsApp off
     {"status": "created" | "skipped", "notificationId": ...}                in-app
 
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
@@ -29,6 +29,7 @@ from envoi.channels.base import (
 from envoi.deliveries import Claim, DeliveryLedger, delivery_key
 from envoi.errors import DeliveryError
 from envoi.masking import mask_recipient
+from envoi.metrics import CHANNEL_DISABLED
 from envoi.notifications.jobs import (
     CreateInAppNotificationJob,
     JobMetadata,
@@ -191,15 +192,18 @@ class NotificationHandlers:
         switch: str,
     ) -> Result:
         key = _key(context, name, recipient, metadata)
+        reason = self.channels.off_reasons.get(name, f"{switch}=false")
         status = await self.ledger.cancel(
             key=key,
             channel=name,
             provider="twilio",
             recipient=recipient,
             template_key=metadata.flow if metadata else None,
-            reason=f"{switch}=false",
+            reason=reason,
         )
-        log.info("%s to %s not sent: %s=false", name, mask_recipient(recipient), switch)
+        # A producer that expected this message to leave should see why it did not.
+        CHANNEL_DISABLED.labels(channel=name).inc()
+        log.warning("%s to %s not sent: the channel is off (%s)", name, mask_recipient(recipient), reason)
         return {"status": "disabled", "deliveryStatus": str(status)}
 
 

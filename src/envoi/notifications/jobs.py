@@ -24,10 +24,10 @@ import base64
 import binascii
 from typing import Annotated, Any, ClassVar
 
-import phonenumbers
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from envoi.addresses import EmailAddress, phone_e164
 from envoi.errors import UnknownJobError
 from envoi.queue.jobs import parse_model, wire_form
 from envoi.queue.names import JobName
@@ -51,14 +51,10 @@ WHATSAPP_PREFIX = "whatsapp:"
 
 
 def e164(value: str) -> str:
-    """A valid international number, returned in E.164 (`+33612345678`), the only form Twilio takes."""
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError("must be an E.164 phone number such as +33612345678") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """A phone number as the original system sends it (`+33…`, `33…` without the `+`, or national with
+    DEFAULT_PHONE_REGION), returned in E.164 (`+33612345678`), the only form Twilio takes. The rules
+    are `envoi.addresses.phone_e164`'s."""
+    return phone_e164(value)
 
 
 def _whatsapp_e164(value: str) -> str:
@@ -127,7 +123,7 @@ class Attachment(_Wire):
 class SendEmailJob(_Wire):
     JOB_NAME: ClassVar[str] = JobName.SEND_EMAIL
 
-    to: EmailStr
+    to: EmailAddress
     subject: NonEmpty
     html: str
     text: str | None = None

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
+from envoi.addresses import EmailAddress
 from envoi.notifications.jobs import e164
 from envoi.validation import RejectsNul
 
@@ -43,14 +44,14 @@ class _Wire(RejectsNul):
 
 class Lead(_Wire):
     first_name: Name
-    email: EmailStr
+    email: EmailAddress
     phone: Phone | None = None
 
 
 class Closer(_Wire):
     first_name: Name
     last_name: Name
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     phone: Phone | None = None
 
     @property
