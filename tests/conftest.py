@@ -24,8 +24,13 @@ from envoi.queue.jobs import HandlerRegistry
 from envoi.runtime import Envoi
 from envoi.worker import Worker
 
-#: The SMTP sink, the Twilio stand-in and settings pointing at them (tests/fixtures/).
-pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.twilio", "tests.fixtures.delivery"]
+#: The SMTP sink, the Twilio stand-in, settings pointing at them, a webhook receiver (tests/fixtures/).
+pytest_plugins = [
+    "tests.fixtures.smtp",
+    "tests.fixtures.twilio",
+    "tests.fixtures.delivery",
+    "tests.fixtures.webhook_receiver",
+]
 
 
 @pytest.fixture(scope="session")

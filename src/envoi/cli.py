@@ -17,9 +17,11 @@ import typer
 from envoi.config import Settings, load_settings
 from envoi.dead_letters.cli import app as dlq_app
 from envoi.errors import ConfigError
+from envoi.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(help="envoi: background delivery of email, SMS, WhatsApp and in-app notifications.")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 log = logging.getLogger("envoi")
 

@@ -3,6 +3,8 @@
     EnvoiError
     ├── ConfigError                    a setting is invalid: start-up stops with its message
     ├── QueueUnavailableError          Redis could not be reached (the queue falls back to inline)
+    ├── WebhookVerificationError       a received webhook's signature or timestamp does not verify
+    │                                  (`envoi.webhooks.verify`, for the caller's receivers)
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
     │   └── InvalidJobDataError        the data fails validation (the message names the field)
@@ -27,6 +29,7 @@ __all__ = [
     "QueueUnavailableError",
     "TransientDeliveryError",
     "UnknownJobError",
+    "WebhookVerificationError",
     "is_permanent",
 ]
 
@@ -41,6 +44,11 @@ class ConfigError(EnvoiError):
 
 class QueueUnavailableError(EnvoiError):
     """Redis did not answer within the connect timeout, or the circuit breaker is open."""
+
+
+class WebhookVerificationError(EnvoiError):
+    """A webhook's headers are missing, its timestamp is outside the tolerance, or no signature matches.
+    The message says which; it never quotes the secret."""
 
 
 class JobError(EnvoiError):

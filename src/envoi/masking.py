@@ -8,6 +8,9 @@ from typing import Any
 import phonenumbers
 
 _EMAIL = re.compile(r"^([^@\s])[^@\s]*(@[^@\s]+)$")
+#: An address or an international number inside free text (an SMTP reply or a Twilio error quotes them).
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d{8,15}\b")
 #: Keys whose values are recipients, in job data (camelCase, as Node producers send them) and ledgers.
 RECIPIENT_KEYS = frozenset({"to", "email", "phone", "recipient", "from"})
 
@@ -37,6 +40,12 @@ def mask_phone(value: str) -> str:
 
 def mask_recipient(value: str) -> str:
     return mask_email(value) if "@" in value else mask_phone(value)
+
+
+def mask_text(text: str) -> str:
+    """Free text (an error message) with every address and international number in it masked."""
+    text = _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
+    return _PHONE_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)
 
 
 def mask_payload(data: Any) -> Any:

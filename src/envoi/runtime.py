@@ -9,6 +9,7 @@ from envoi.config import Settings, load_settings
 from envoi.db.session import Database
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
+from envoi.webhooks.events import EventBus
 
 
 class Envoi:
@@ -27,6 +28,8 @@ class Envoi:
         #: Run by `close()`, last added first, before the database goes: the channels' HTTP client is one.
         self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.registry = registry if registry is not None else HandlerRegistry()
+        #: What happened to messages and dead letters; the webhook publisher subscribes (envoi.webhooks).
+        self.events = EventBus(self.db)
         self._install(default_handlers=registry is None)
         self.queue = QueueService(self.settings, self.registry, self.recorders)
 
@@ -35,11 +38,13 @@ class Envoi:
         from envoi.api.alerts import install as install_alerts
         from envoi.dead_letters import install as install_dead_letters
         from envoi.notifications import install as install_notifications
+        from envoi.webhooks import install as install_webhooks
 
         install_dead_letters(self)
         install_alerts(self)
         if default_handlers:
             install_notifications(self)
+            install_webhooks(self)
 
     async def close(self) -> None:
         await self.queue.close()

@@ -65,9 +65,9 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 def _include_routers(app: FastAPI) -> None:
     from envoi.api import admin as admin_page
-    from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhooks
+    from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhook_endpoints, webhooks
 
-    for module in (ops, jobs, flows, reminders, inbox, admin, webhooks):
+    for module in (ops, jobs, flows, reminders, inbox, admin, webhooks, webhook_endpoints):
         app.include_router(module.router)
     admin_page.install(app)
 

@@ -22,5 +22,5 @@ def install(envoi: Envoi) -> None:
     async def seen(failure: FinalFailure) -> None:
         await mark_seen(envoi, failure)
 
-    envoi.recorders.append(SqlFailureRecorder(envoi.db, on_recorded=seen))
+    envoi.recorders.append(SqlFailureRecorder(envoi.db, on_recorded=seen, events=envoi.events))
     envoi.worker_companions.append(companion(envoi))

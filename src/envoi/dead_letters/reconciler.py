@@ -66,7 +66,7 @@ class Reconciler:
         self.envoi = envoi
         self.queues = tuple(queues)
         self.interval_s = envoi.settings.dlq_reconcile_interval_s if interval_s is None else interval_s
-        self.recorder = SqlFailureRecorder(envoi.db)
+        self.recorder = SqlFailureRecorder(envoi.db, events=envoi.events)
 
     async def run_forever(self) -> None:
         """Reconcile now, then every interval, until cancelled. Errors are logged, never raised."""

@@ -28,6 +28,7 @@ from envoi.db.session import Database
 from envoi.db.types import utcnow
 from envoi.errors import EnvoiError
 from envoi.masking import mask_payload
+from envoi.webhooks.events import EventType, dead_letter_data
 
 if TYPE_CHECKING:
     from envoi.runtime import Envoi
@@ -302,6 +303,9 @@ class FailedJobService:
             await self._unclaim(id, job_id)
             raise
         metrics.JOBS_RETRIED.labels(row.queue_name, row.job_name).inc()
+        await self.envoi.events.emit(
+            EventType.DEAD_LETTER_RETRIED, dead_letter_data(row_as_dict(row, reveal=True))
+        )
         return row
 
     async def _unclaim(self, id: str, job_id: str) -> None:

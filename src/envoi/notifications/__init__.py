@@ -19,4 +19,4 @@ def install(envoi: Envoi) -> None:
     channels = Channels.from_settings(envoi.settings, envoi.db)
     envoi.closers.append(channels.aclose)
     ledger = DeliveryLedger(envoi.db, lease_s=envoi.settings.delivery_lease_s)
-    NotificationHandlers(channels, ledger).register(envoi.registry)
+    NotificationHandlers(channels, ledger, events=envoi.events).register(envoi.registry)

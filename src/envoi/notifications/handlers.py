@@ -8,7 +8,8 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
     {"status": "created" | "skipped", "notificationId": ...}                in-app
 
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
-or dead letter. Log lines carry masked recipients, never bodies.
+or dead letter. Log lines carry masked recipients, never bodies. Events go out on `events` (the
+webhooks): `message.sent`, `message.failed` when no retry follows, `message.suppressed`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from envoi.channels.base import (
     OutgoingText,
     SendReceipt,
 )
+from envoi.db.models import DeliveryStatus
 from envoi.deliveries import Claim, DeliveryLedger, delivery_key
-from envoi.errors import DeliveryError
+from envoi.errors import DeliveryError, is_permanent
 from envoi.masking import mask_recipient
 from envoi.notifications.jobs import (
     CreateInAppNotificationJob,
@@ -39,6 +41,7 @@ from envoi.notifications.jobs import (
 )
 from envoi.queue.jobs import HandlerRegistry, JobContext
 from envoi.queue.names import JobName
+from envoi.webhooks.events import EventBus, EventType
 
 log = logging.getLogger("envoi.notifications")
 
@@ -46,9 +49,10 @@ Result = dict[str, Any]
 
 
 class NotificationHandlers:
-    def __init__(self, channels: Channels, ledger: DeliveryLedger) -> None:
+    def __init__(self, channels: Channels, ledger: DeliveryLedger, *, events: EventBus) -> None:
         self.channels = channels
         self.ledger = ledger
+        self.events = events
 
     def register(self, registry: HandlerRegistry) -> None:
         registry.register(JobName.SEND_EMAIL, self.send_email)
@@ -159,11 +163,14 @@ class NotificationHandlers:
             }
         try:
             receipt = await send(key)
-        except DeliveryError as exc:
-            await self._record_failure(claim, exc.code, str(exc))
-            raise
         except Exception as exc:
-            await self._record_failure(claim, type(exc).__name__, str(exc))
+            code = exc.code if isinstance(exc, DeliveryError) else type(exc).__name__
+            await self._record_failure(claim, code, str(exc))
+            if is_permanent(exc) or context.is_last_attempt:
+                error = {"code": code, "message": str(exc)}
+                await self.events.emit_message(
+                    EventType.MESSAGE_FAILED, context, name, recipient, claim.delivery_id, error=error
+                )
             raise
         try:
             await self.ledger.mark_sent(
@@ -174,6 +181,9 @@ class NotificationHandlers:
             log.exception(
                 "%s delivery %s was sent but could not be recorded as SENT", name, claim.delivery_id
             )
+        await self.events.emit_message(
+            EventType.MESSAGE_SENT, context, name, recipient, claim.delivery_id, receipt.provider_message_id
+        )
         return {
             "status": "sent",
             "deliveryId": claim.delivery_id,
@@ -205,6 +215,9 @@ class NotificationHandlers:
             reason=f"{switch}=false",
         )
         log.info("%s to %s not sent: %s=false", name, mask_recipient(recipient), switch)
+        row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
+        if row is not None:
+            await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
         return {"status": "disabled", "deliveryStatus": str(status)}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from envoi.dead_letters.service import (
     FailedJobNotRetryableError,
     row_as_dict,
 )
-from envoi.masking import mask_email
+from envoi.masking import mask_text
 from envoi.queue.names import QUEUE_NAMES
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Admin])
@@ -59,19 +58,11 @@ def filter_params(
 Filters = Annotated[FilterParams, Depends(filter_params)]
 
 
-#: An address inside free text (an SMTP reply quotes the recipient).
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-def _mask_text(text: str) -> str:
-    return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
-
-
 def item(row: FailedJob) -> FailedJobItem:
     """The row with recipients masked: in the payload, and in the error text that quotes them."""
     fields = row_as_dict(row)
-    fields["error_message"] = _mask_text(fields["error_message"])
-    fields["stacktrace"] = [_mask_text(line) for line in fields["stacktrace"]]
+    fields["error_message"] = mask_text(fields["error_message"])
+    fields["stacktrace"] = [mask_text(line) for line in fields["stacktrace"]]
     return FailedJobItem.model_validate(fields)
 
 
