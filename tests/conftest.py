@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.fixtures.resend",
     "tests.fixtures.sendgrid",
     "tests.fixtures.delivery",
+    "tests.fixtures.webhook_receiver",
     # envoi's own plugin for users' suites (`envoi_outbox`), tested in tests/testing/.
     "envoi.pytest_plugin",
 ]

@@ -6,6 +6,8 @@ naming it (`load_settings`). Secrets are `SecretStr`: they never show in a repr 
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +32,17 @@ from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
+
+#: A duration as people write it: `90`, `90s`, `45m`, `72h`, `3d` (a bare number is seconds).
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """`3d` -> timedelta(days=3); anything else is left to pydantic (a number, ISO 8601 `P3D`)."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2).lower()])
+    return value
 
 
 class SmtpSecurity(StrEnum):
@@ -221,11 +234,35 @@ class Settings(BaseSettings):
             email_address(value)
         return value or None
 
+    # --- outbound webhooks (envoi.webhooks) ------------------------------------------------------
+    #: A delivery is a failure unless a 2xx arrives within this (connect, send, answer, all included).
+    webhook_timeout_s: float = Field(10, gt=0)
+    webhook_job_attempts: int = Field(8, ge=1)
+    #: Exponential backoff base: 10 min, then 20, 40, 80, 160, 320, 640 (about 21 h over 8 attempts).
+    webhook_backoff_delay_ms: int = Field(600_000, ge=0)
+    #: An endpoint failing for this long (no 2xx since) is disabled at its next failure.
+    webhook_disable_after: timedelta = timedelta(days=3)
+    webhook_allow_http: bool = False
+    #: Allow loopback, private, link-local... addresses (cloud metadata addresses stay refused).
+    webhook_allow_private: bool = False
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
         if value not in LOCALES:
             raise ValueError(f"must be one of {', '.join(LOCALES)}")
+        return value
+
+    @field_validator("webhook_disable_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("webhook_disable_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration (seconds, or 90s, 45m, 72h, 3d)")
         return value
 
     @field_validator("redis_url")

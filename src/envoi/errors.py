@@ -4,6 +4,8 @@
     ├── ConfigError                    a setting is invalid: start-up stops with its message
     ├── QueueUnavailableError          Redis cannot be asked now (disabled, down, breaker open):
     │                                  raised by `QueueService.on_redis`; enqueue then runs inline
+    ├── WebhookVerificationError       a received webhook's signature or timestamp does not verify
+    │                                  (`envoi.webhooks.verify`, for the caller's receivers)
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
     │   └── InvalidJobDataError        the data fails validation (the message names the field)
@@ -28,6 +30,7 @@ __all__ = [
     "QueueUnavailableError",
     "TransientDeliveryError",
     "UnknownJobError",
+    "WebhookVerificationError",
     "is_permanent",
 ]
 
@@ -43,6 +46,11 @@ class ConfigError(EnvoiError):
 class QueueUnavailableError(EnvoiError):
     """The queue is disabled, Redis did not answer within its timeouts, or the circuit breaker is open.
     `enqueue` never lets it out (the job runs inline); Redis-only operations raise it or say "unknown"."""
+
+
+class WebhookVerificationError(EnvoiError):
+    """A webhook's headers are missing, its timestamp is outside the tolerance, or no signature matches.
+    The message says which; it never quotes the secret."""
 
 
 class JobError(EnvoiError):

@@ -16,6 +16,7 @@ from typing import Any
 import phonenumbers
 
 _EMAIL = re.compile(r"^([^@\s])[^@\s]*(@[^@\s]+)$")
+#: An address or an international number inside free text (an SMTP reply or a Twilio error quotes them).
 #: Keys whose values are recipients, in job data (camelCase, as Node producers send them) and ledgers.
 RECIPIENT_KEYS = frozenset({"to", "email", "phone", "recipient", "from"})
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import httpx
+
 from envoi import addresses
 from envoi.channels import Channels
 from envoi.config import Settings, load_settings
@@ -24,10 +26,14 @@ from envoi.dead_letters.reconciler import Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.dead_letters.service import FailedJobService
 from envoi.deliveries import DeliveryLedger
+from envoi.events import EventBus
 from envoi.notifications.handlers import NotificationHandlers
 from envoi.notifications.service import NotificationsService
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
+from envoi.webhooks.delivery import WebhookDelivery
+from envoi.webhooks.safety import webhook_client
+from envoi.webhooks.service import WebhookEndpointService
 
 Companion = Callable[[], Coroutine[Any, Any, None]]
 
@@ -57,20 +63,30 @@ class Envoi:
         #: Told of every final failure, by the worker and by the inline fallback.
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
         self.queue = QueueService(settings, self.registry, self.recorders)
-        self.recorders.append(SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded))
-        self.dead_letters = FailedJobService(db=self.db, queue=self.queue)
+        #: What happened to messages and dead letters; the webhook publisher subscribes.
+        self.events = EventBus(self.db)
+        self.recorders.append(
+            SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded, events=self.events)
+        )
+        self.dead_letters = FailedJobService(db=self.db, queue=self.queue, events=self.events)
         self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)
         self.notifications = NotificationsService(settings=settings, queue=self.queue)
+        self.webhooks = WebhookEndpointService(db=self.db, queue=self.queue, settings=settings)
         self.channels: Channels | None = None
+        self._webhook_http: httpx.AsyncClient | None = None
         if registry is None:
             self.channels = channels(self.db) if channels else Channels.from_settings(settings, self.db)
-            NotificationHandlers(self.channels, self.ledger).register(self.registry)
+            NotificationHandlers(self.channels, self.ledger, events=self.events).register(self.registry)
+            self._webhook_http = webhook_client(settings)
+            WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
+            self.events.subscribe(self.webhooks.publish)
 
     def worker_companions(self, queues: Sequence[str]) -> list[Companion]:
         """What runs beside a worker serving `queues`, until it stops."""
         reconciler = Reconciler(
             db=self.db,
             failed_set=self.queue.failed_set,
+            recorder=SqlFailureRecorder(self.db, events=self.events),
             queues=queues,
             interval_s=self.settings.dlq_reconcile_interval_s,
         )
@@ -86,4 +102,6 @@ class Envoi:
         await self.queue.close()
         if self.channels is not None:
             await self.channels.aclose()
+        if self._webhook_http is not None:
+            await self._webhook_http.aclose()
         await self.db.dispose()

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress
+from envoi.events import EventType
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
 from envoi.validation import RejectsNul
@@ -208,3 +209,61 @@ class ValidationProblem(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# --- webhook endpoints ----------------------------------------------------------------------------
+
+
+class WebhookEndpointCreate(Body):
+    url: str = Field(min_length=1, max_length=2000, description="https:// (http needs WEBHOOK_ALLOW_HTTP)")
+    events: list[EventType] = Field(min_length=1, max_length=len(EventType))
+    description: str | None = Field(None, max_length=500)
+
+
+class WebhookEndpointUpdate(Body):
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    events: list[EventType] | None = Field(None, min_length=1, max_length=len(EventType))
+    enabled: bool | None = None
+    description: str | None = Field(None, max_length=500, description="An empty string clears it")
+
+
+class WebhookEndpointSecret(Camel):
+    """The only answers that carry the secret: keep it, it is not shown again."""
+
+    id: str
+    secret: str
+
+
+class WebhookEndpointItem(Camel):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointList(Camel):
+    items: list[WebhookEndpointItem]
+
+
+class WebhookAttemptItem(Camel):
+    id: str
+    event_id: str
+    event_type: str
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    created_at: datetime
+
+
+class WebhookAttemptList(Camel):
+    items: list[WebhookAttemptItem]
+
+
+class WebhookEventQueued(Camel):
+    event_id: str
+    job_ids: list[str]

@@ -3,6 +3,7 @@
 - `serve`: `envoi migrate`, `envoi worker`, `envoi api`;
 - `dev`: `envoi dev` (the local stack);
 - `dlq`: `envoi dlq list|show|retry|delete|stats`, with `output` for its tables, JSON and progress bars;
+- `webhooks`: `envoi webhooks list|create|update|delete|rotate-secret|test|attempts`;
 - `common`: logging set-up, `settings_or_exit` and the exit codes: 0 ok, 1 failure, 2 usage/config.
 """
 
@@ -12,7 +13,7 @@ import sys
 
 import typer
 
-from envoi.cli import dev, dlq, serve
+from envoi.cli import dev, dlq, serve, webhooks
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
 from envoi.errors import ConfigError
 
@@ -20,6 +21,7 @@ __all__ = ["app", "configure_logging", "main", "settings_or_exit"]
 
 app = typer.Typer(help="envoi: background delivery of email, SMS, WhatsApp and in-app notifications.")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(webhooks.app, name="webhooks")
 app.command()(serve.migrate)
 app.command()(serve.worker)
 app.command()(serve.api)

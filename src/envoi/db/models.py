@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from envoi.db.types import UTCDateTime, new_id, utcnow
@@ -123,3 +123,60 @@ class MessageDelivery(Timestamps, Base):
     #: While SENDING: until when the claim holds; past it another worker may take the row over.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookEndpoint(Timestamps, Base):
+    """Where envoi POSTs its events (`envoi.webhooks`). The secret is stored because envoi signs with it;
+    the API shows it once, at creation or rotation, and never again."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    #: The event types it subscribes to (`envoi.events.EventType`).
+    events: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: `whsec_` + base64 of 32 random bytes (Standard Webhooks).
+    secret: Mapped[str] = mapped_column(String(200), nullable=False)
+    #: After a rotation, the old secret also signs until this time (zero-downtime rotation).
+    previous_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The first failed attempt since the last success; null while it succeeds.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookEvent(Base):
+    """An event published to the endpoints: kept so that one can be replayed, and so that a provider's
+    status callback can repeat the job name, id and metadata of the `message.sent` it follows."""
+
+    __tablename__ = "webhook_events"
+
+    #: The `webhook-id` header: `evt_{delivery or dead letter id}_{what}`, or `evt_{ULID}`.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    #: The JSON body sent: `{"type", "timestamp", "data"}`.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt to deliver one event to one endpoint."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        # An endpoint's latest attempts, newest first (ids are ULIDs).
+        Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_attempts_event_id", "event_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(String(26), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    #: Null when no answer came (timeout, refused connection, address not allowed).
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

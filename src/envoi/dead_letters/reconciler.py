@@ -35,13 +35,20 @@ WINDOW_S = 300.0
 
 class Reconciler:
     def __init__(
-        self, *, db: Database, failed_set: FailedSet, queues: Sequence[str], interval_s: float
+        self,
+        *,
+        db: Database,
+        failed_set: FailedSet,
+        recorder: SqlFailureRecorder,
+        queues: Sequence[str],
+        interval_s: float,
     ) -> None:
         self.db = db
         self.failed_set = failed_set
+        #: Inserts what was missed (without the recorder's "seen" callback: the pass marks its own).
+        self.recorder = recorder
         self.queues = tuple(queues)
         self.interval_s = interval_s
-        self.recorder = SqlFailureRecorder(db)
 
     async def run_forever(self) -> None:
         """Reconcile now, then every interval, until cancelled. Errors are logged, never raised."""

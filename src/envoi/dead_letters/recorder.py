@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.db.session import Database
 from envoi.db.types import new_id, utcnow
+from envoi.events import EventBus, EventType, dead_letter_data
 from envoi.queue.jobs import FinalFailure
 
 log = logging.getLogger("envoi.dead_letters")
@@ -52,10 +53,15 @@ class SqlFailureRecorder:
     logged, not raised: the row is there, and the reconciler only has more to check."""
 
     def __init__(
-        self, db: Database, *, on_recorded: Callable[[FinalFailure], Awaitable[None]] | None = None
+        self,
+        db: Database,
+        *,
+        on_recorded: Callable[[FinalFailure], Awaitable[None]] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.db = db
         self.on_recorded = on_recorded
+        self.events = events
 
     async def record(self, failure: FinalFailure) -> None:
         await self.record_many([failure])
@@ -70,11 +76,17 @@ class SqlFailureRecorder:
         if not failures:
             return 0
         dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        rows = [failure_row(f) for f in failures]
         statement = (
             dialect.insert(FailedJob)
-            .values([failure_row(f) for f in failures])
+            .values(rows)
             .on_conflict_do_nothing(index_elements=["queue_name", "job_id", "finished_on"])
+            .returning(FailedJob.id)
         )
         async with self.db.session() as session:
-            result = await session.execute(statement)
-        return max(int(getattr(result, "rowcount", 0) or 0), 0)
+            inserted = set((await session.execute(statement)).scalars())
+        if self.events is not None:
+            for row in rows:
+                if row["id"] in inserted:
+                    await self.events.emit(EventType.DEAD_LETTER_CREATED, dead_letter_data(row))
+        return len(inserted)

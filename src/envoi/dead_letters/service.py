@@ -38,6 +38,7 @@ from envoi.dead_letters.results import (
     RetryResult,
 )
 from envoi.errors import EnvoiError
+from envoi.events import EventBus, EventType, dead_letter_data
 from envoi.masking import mask_dead_letter
 from envoi.queue.service import QueueService
 
@@ -132,9 +133,13 @@ class FailedJobService:
     """Dead letters over `db`. `queue` is needed by `retry` and `retry_many` alone (the `envoi dlq`
     commands that read and delete need no Redis and no handlers: `FailedJobService(db=database)`)."""
 
-    def __init__(self, *, db: Database, queue: QueueService | None = None) -> None:
+    def __init__(
+        self, *, db: Database, queue: QueueService | None = None, events: EventBus | None = None
+    ) -> None:
         self.db = db
         self.queue = queue
+        #: Told of each retry (`dead_letter.retried`), when given.
+        self.events = events
 
     async def list(
         self,
@@ -256,6 +261,10 @@ class FailedJobService:
         if outcome.failed_again:
             new = await self._left_by_inline_run(row, data, since=started)
             outcome = RetryOutcome(row=row, enqueued=enqueued, new_dead_letter=new)
+        if self.events is not None and not outcome.failed_again:
+            await self.events.emit(
+                EventType.DEAD_LETTER_RETRIED, dead_letter_data(row_as_dict(row, reveal=True))
+            )
         return outcome
 
     async def _left_by_inline_run(

@@ -8,7 +8,8 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
     {"status": "created" | "skipped", "notificationId": ...}                in-app
 
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
-or dead letter. Log lines carry masked recipients, never bodies.
+or dead letter. Log lines carry masked recipients, never bodies. Events go out on `events` (the
+webhooks): `message.sent`, `message.failed` when no retry follows, `message.suppressed`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from envoi.channels.base import (
     OutgoingText,
     SendReceipt,
 )
+from envoi.db.models import DeliveryStatus
 from envoi.deliveries import Claim, DeliveryLedger, delivery_key
-from envoi.errors import DeliveryError
+from envoi.errors import DeliveryError, is_permanent
+from envoi.events import EventBus, EventType
 from envoi.masking import mask_recipient
 from envoi.metrics import CHANNEL_DISABLED
 from envoi.notifications.jobs import (
@@ -45,9 +48,10 @@ Result = dict[str, Any]
 
 
 class NotificationHandlers:
-    def __init__(self, channels: Channels, ledger: DeliveryLedger) -> None:
+    def __init__(self, channels: Channels, ledger: DeliveryLedger, *, events: EventBus) -> None:
         self.channels = channels
         self.ledger = ledger
+        self.events = events
 
     def register(self, registry: HandlerRegistry) -> None:
         """Each handler with its job's model: the registry parses the data once and hands it over."""
@@ -155,11 +159,14 @@ class NotificationHandlers:
             }
         try:
             receipt = await send(key)
-        except DeliveryError as exc:
-            await self._record_failure(claim, exc.code, str(exc))
-            raise
         except Exception as exc:
-            await self._record_failure(claim, type(exc).__name__, str(exc))
+            code = exc.code if isinstance(exc, DeliveryError) else type(exc).__name__
+            await self._record_failure(claim, code, str(exc))
+            if is_permanent(exc) or context.is_last_attempt:
+                error = {"code": code, "message": str(exc)}
+                await self.events.emit_message(
+                    EventType.MESSAGE_FAILED, context, name, recipient, claim.delivery_id, error=error
+                )
             raise
         try:
             await self.ledger.mark_sent(
@@ -170,6 +177,9 @@ class NotificationHandlers:
             log.exception(
                 "%s delivery %s was sent but could not be recorded as SENT", name, claim.delivery_id
             )
+        await self.events.emit_message(
+            EventType.MESSAGE_SENT, context, name, recipient, claim.delivery_id, receipt.provider_message_id
+        )
         return {
             "status": "sent",
             "deliveryId": claim.delivery_id,
@@ -204,6 +214,9 @@ class NotificationHandlers:
         # A producer that expected this message to leave should see why it did not.
         CHANNEL_DISABLED.labels(channel=name).inc()
         log.warning("%s to %s not sent: the channel is off (%s)", name, mask_recipient(recipient), reason)
+        row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
+        if row is not None:
+            await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
         return {"status": "disabled", "deliveryStatus": str(status)}
 
 

@@ -36,6 +36,11 @@ class JobContext:
     max_attempts: int
     mode: Mode
 
+    @property
+    def is_last_attempt(self) -> bool:
+        """No retry follows this run if it fails (a failure now is final)."""
+        return self.attempt >= self.max_attempts
+
 
 #: `await handler(payload, context)`: the payload is the parsed model, or the data dict for a job
 #: registered without a model.

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from envoi.api import auth
 from envoi.api.deps import SettingsDep
 from envoi.queue.names import QUEUE_NAMES, JobName
+from envoi.webhooks import DELIVER_WEBHOOK, EVENT_TYPES
 
 HERE = Path(__file__).parent
 #: How long a page session lasts before the token is asked again.
@@ -58,7 +59,8 @@ async def admin_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         request,
         "dashboard.html",
         queues=QUEUE_NAMES,
-        job_names=[name.value for name in JobName],
+        job_names=[name.value for name in JobName] + [DELIVER_WEBHOOK],
+        webhook_events=EVENT_TYPES,
         logout_enabled=settings.envoi_admin_token is not None,
     )
 

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request, Response, status
 
 from envoi.api.auth import forbidden
-from envoi.api.deps import SessionDep, SettingsDep
+from envoi.api.deps import EnvoiDep, SessionDep, SettingsDep
 from envoi.api.schemas import Problem
 from envoi.api.twilio import apply_status, signature_valid
 
@@ -23,7 +23,9 @@ STATUS_PATH = "/v1/webhooks/twilio/status"
     responses={403: {"model": Problem, "description": "Missing or wrong X-Twilio-Signature"}},
     summary="Twilio message status callback (form-encoded)",
 )
-async def twilio_status(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def twilio_status(
+    request: Request, session: SessionDep, settings: SettingsDep, envoi: EnvoiDep
+) -> Response:
     form = await request.form()
     params = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     signature = request.headers.get("x-twilio-signature", "")
@@ -44,4 +46,7 @@ async def twilio_status(request: Request, session: SessionDep, settings: Setting
             session, message_sid=sid, message_status=message_status, error_code=fields.get("ErrorCode")
         )
         log.info("Twilio status %s for %s: %d ledger row(s) updated", message_status, sid, changed)
+        if changed:
+            await session.commit()  # the event is read and published in other sessions (one SQLite writer)
+            await envoi.events.emit_delivery_status(sid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -38,7 +38,12 @@
     }
     if (!response.ok) {
       let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+      try {
+        const body = await response.json();
+        detail = body.detail || detail;
+        // A 422 names each bad field: say which.
+        if (Array.isArray(body.errors)) detail += `: ${body.errors.map((e) => `${e.path} ${e.reason}`).join("; ")}`;
+      } catch (_) { /* not JSON */ }
       throw new Error(`${response.status}: ${detail}`);
     }
     return response.status === 204 ? null : response.json();
@@ -241,6 +246,9 @@
       await afterChange(`${answer.count} ${action === "retry" ? "retried" : "deleted"}`);
     } catch (error) { toast(error.message, true); }
   }
+
+  // Shared with webhooks.js (loaded after this file), so that both speak to the API the same way.
+  window.envoiAdmin = Object.freeze({ api, el, toast, confirmDialog, when });
 
   $("#filters").addEventListener("change", () => loadDeadLetters());
   $("#load-more").addEventListener("click", () => loadDeadLetters({ append: true }));
