@@ -9,7 +9,6 @@ from typing import Any
 
 from envoi.api.twilio import expected_signature
 from envoi.config import Settings
-from envoi.dead_letters.service import FailedJobService
 from envoi.events import EventType, message_data
 from envoi.queue.names import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
@@ -159,11 +158,11 @@ async def test_a_dead_letter_retry_is_announced(
     await hooks.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_SMS", {"to": "+33612345678", "message": "Hi"})
     await one_of_type(webhook_receiver, "dead_letter.created")
     [letter] = await dead_letters(hooks, "SEND_SMS")
-    row = await FailedJobService(hooks).retry(letter.id)
+    outcome = await hooks.dead_letters.retry(letter.id)
     data = (await one_of_type(webhook_receiver, "dead_letter.retried")).json["data"]
     assert data["deadLetterId"] == letter.id
     assert data["status"] == "RETRIED"
-    assert data["retriedJobId"] == row.retried_job_id
+    assert data["retriedJobId"] == outcome.row.retried_job_id
     # The retried job succeeds this time (the stand-in failed once): its `message.sent` is not subscribed.
     await eventually(lambda: len(twilio_server.messages) == 1)
 

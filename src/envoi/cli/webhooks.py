@@ -18,6 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from envoi.cli.common import settings_or_exit
 from envoi.db.migrate import pending_message
 from envoi.db.models import WebhookAttempt, WebhookEndpoint
 from envoi.events import EVENT_TYPES
@@ -47,9 +48,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 
 def _run(work: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
     """Run `work` over DATABASE_URL and the queue; exit 1 when not found or not migrated, 2 when invalid."""
-    # Imported here: envoi.cli imports this module to mount it.
-    from envoi.cli import settings_or_exit
-
     settings = settings_or_exit()
     behind = pending_message(settings.database_url)
     if behind:
@@ -59,7 +57,7 @@ def _run(work: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
     async def main() -> T:
         envoi = Envoi(settings)
         try:
-            return await work(WebhookEndpointService(db=envoi.db, queue=envoi.queue, settings=settings))
+            return await work(envoi.webhooks)
         finally:
             await envoi.close()
 

@@ -49,7 +49,7 @@ DISABLED: dict[int | str, dict[str, Any]] = {
 
 
 def get_service(envoi: EnvoiDep) -> WebhookEndpointService:
-    return WebhookEndpointService(db=envoi.db, queue=envoi.queue, settings=envoi.settings)
+    return envoi.webhooks
 
 
 ServiceDep = Annotated[WebhookEndpointService, Depends(get_service)]
