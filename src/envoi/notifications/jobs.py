@@ -24,12 +24,12 @@ import binascii
 from typing import Annotated, Any
 
 import phonenumbers
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from envoi.errors import InvalidJobDataError, UnknownJobError
 from envoi.queue.names import JobName
-from envoi.validation import RejectsNul
+from envoi.validation import RejectsNul, single_line
 
 __all__ = [
     "JOB_MODELS",
@@ -114,6 +114,11 @@ class Attachment(_Wire):
     content_type: str = "application/octet-stream"
     content: Base64
 
+    @field_validator("filename", "content_type")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        return single_line(value)
+
     def decoded(self) -> bytes:
         return base64.b64decode(self.content)
 
@@ -125,6 +130,11 @@ class SendEmailJob(_Wire):
     text: str | None = None
     attachments: list[Attachment] | None = None
     metadata: JobMetadata | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        return single_line(value)
 
 
 class SendSmsJob(_Wire):
