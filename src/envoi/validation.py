@@ -190,8 +190,9 @@ def json_safe(value: Any, *, max_depth: int = READ_DEPTH, _depth: int = 0) -> An
     return value
 
 
-#: A JSON string (with its escapes), or one bracket.
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+#: A JSON string (with its escapes), or one bracket. An unterminated string runs to the end of the body
+#: (the parser refuses it later): matching it anew from each quote inside it would be quadratic.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:

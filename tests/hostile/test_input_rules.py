@@ -5,6 +5,7 @@ permanent error for a producer that writes to Redis itself (dead-lettered after 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -115,6 +116,22 @@ def test_depth_scan_ignores_brackets_inside_strings() -> None:
     assert not json_depth_exceeds(escaped, 64)
     assert json_depth_exceeds(nested_text(65), 64)
     assert not json_depth_exceeds(nested_text(64), 64)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'"' + b'\\"' * 120_000 + b"[" * 65,  # an unterminated string full of escaped quotes
+        b"[" * 30 + b'"' + b'\\"' * 120_000 + b"\\",  # the same, ending on a lone backslash
+    ],
+)
+async def test_depth_scan_stays_linear_on_hostile_strings(api: Api, body: bytes) -> None:
+    # Matching a string anew from every quote inside an unterminated one took 100 s for 80 KB.
+    started = time.perf_counter()
+    assert not json_depth_exceeds(body, 64)
+    assert time.perf_counter() - started < 2
+    response = await post_raw(api.client, INBOX, body)
+    assert response.status_code == 422
 
 
 async def test_metadata_over_max_metadata_bytes_is_a_422(
