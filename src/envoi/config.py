@@ -338,7 +338,11 @@ class Settings(BaseSettings):
         if self.envoi_allowed_hosts:
             names = list(self.envoi_allowed_hosts)
         else:
-            names = [self.envoi_host, "localhost", "127.0.0.1", "::1"]
+            names = ["localhost", "127.0.0.1", "::1"]
+            # 0.0.0.0 is where envoi listens, not a name anyone should reach it by (browsers once
+            # sent pages' requests for http://0.0.0.0 to the local machine).
+            if self.envoi_host.strip("[]") not in ("0.0.0.0", "::"):  # noqa: S104 -- compared, not bound
+                names.append(self.envoi_host)
             api_host = urlsplit(self.api_url).hostname
             if api_host:
                 names.append(api_host)

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from envoi.api.app import create_app
+from envoi.config import load_settings
 from envoi.embedded_redis import free_port
 from tests.api.conftest import Api, add_failed_job
 from tests.api.test_admin_page import CHROMIUM, CHROMIUM_ARGS
@@ -143,6 +144,14 @@ async def test_allowed_hosts(
     api: Api = await make_api(settings)
     response = await api.admin.get("/v1/admin/queues", headers={"Host": host})
     assert response.status_code == status, response.text
+
+
+def test_default_allowed_hosts_name_the_machine_and_api_url_never_0_0_0_0() -> None:
+    settings = load_settings(_env_file=None, envoi_host="0.0.0.0", api_url="https://API.example.com/v")
+    assert settings.allowed_hosts == {"localhost", "127.0.0.1", "::1", "api.example.com"}
+    bound = load_settings(_env_file=None, envoi_host="10.1.2.3", envoi_allowed_hosts="a.example, [::1]")
+    assert bound.allowed_hosts == {"a.example", "::1"}  # given: exactly that list
+    assert load_settings(_env_file=None, envoi_host="10.1.2.3").allowed_hosts >= {"10.1.2.3"}
 
 
 # --- in a real browser ------------------------------------------------------------------------------
