@@ -1,23 +1,29 @@
 """Settings: one pydantic-settings class read from the environment (and an optional `.env`).
 
 Every variable named in the docs lives here, so that an invalid value stops start-up with one line
-naming it (`load_settings`). Secrets are `SecretStr`: they never show in a repr or a log line.
+naming it (`load_settings`). Secrets never show in a repr, a str, an error or a log line: tokens and
+passwords are `SecretStr`, and a URL setting that carries a password (`REDIS_URL`, `DATABASE_URL`,
+`ALERT_WEBHOOK_URL`…) is shown with it replaced by `***` (`redact_url`); validation errors never
+quote the value they refuse.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import phonenumbers
 from pydantic import (
     AliasChoices,
     AnyHttpUrl,
+    AnyUrl,
     Field,
     PrivateAttr,
     SecretStr,
@@ -25,7 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
 
 from envoi.addresses import email_address
 from envoi.errors import ConfigError
@@ -59,6 +66,41 @@ class EmailProvider(StrEnum):
     SENDGRID = "sendgrid"
     #: Writes `.eml` files under OUTBOX_DIR: the `make dev` default, nothing leaves the machine.
     CONSOLE = "console"
+
+
+_QUERY_SECRET = re.compile(r"^(?:password|passwd|pass|secret|token|api_?key|sig|signature)$", re.IGNORECASE)
+#: URL settings whose path is the credential (a Slack or Teams webhook): only scheme and host are shown.
+SECRET_PATH_URLS = frozenset({"alert_webhook_url"})
+
+
+def redact_url(value: str, *, hide_path: bool = False) -> str:
+    """A URL as it may be shown: the password in its userinfo and secret-looking query parameters
+    (`password=`, `token=`…) replaced by `***`; with `hide_path`, everything after the host too."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}" if at and ":" in userinfo else parts.netloc
+    if hide_path:
+        rest = "/***" if parts.path.strip("/") or parts.query else ""
+        return f"{parts.scheme}://{netloc}{rest}"
+    pairs = [pair.partition("=") for pair in parts.query.split("&")] if parts.query else []
+    query = "&".join(f"{k}=***" if _QUERY_SECRET.match(k) else f"{k}{sep}{v}" for k, sep, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return value  # nothing to hide: as given (urlunsplit would turn sqlite:/// into sqlite:/)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _host_list(value: Any) -> Any:
+    """`a.example, b.example` as the environment gives it; a list as code gives it."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+#: A comma-separated list read from the environment (`NoDecode`: not parsed as JSON).
+CommaList = Annotated[list[str], NoDecode]
 
 
 class RedisTarget:
@@ -109,7 +151,13 @@ class RedisTarget:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # A raw ValidationError (from `Settings(...)` rather than `load_settings`) must not quote a URL
+        # with its password either.
+        hide_input_in_errors=True,
     )
 
     # --- queue and Redis -------------------------------------------------------------------------
@@ -204,6 +252,19 @@ class Settings(BaseSettings):
     #: The public URL of the API, as Twilio sees it (status callbacks are signed over it).
     api_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(256 * 1024, gt=0)
+    #: Host names (or addresses) the API answers to; empty means ENVOI_HOST, localhost, 127.0.0.1, ::1 and
+    #: API_URL's host. `*` turns the check off (a proxy in front checks Host itself).
+    envoi_allowed_hosts: CommaList = Field(default_factory=list)
+    #: Peers whose X-Forwarded-Proto and X-Forwarded-For are believed (addresses or networks; `*`: all).
+    forwarded_allow_ips: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
+    #: `metadata` and a whole job's data, as compact UTF-8 JSON: larger is a 422 / a permanent error.
+    max_metadata_bytes: int = Field(16 * 1024, gt=0)
+    max_job_data_bytes: int = Field(1024 * 1024, gt=0)
+    #: Admin page sign-in attempts per client address within ADMIN_LOGIN_WINDOW_S; more get 429.
+    admin_login_max_attempts: int = Field(10, ge=1)
+    admin_login_window_s: float = Field(60, gt=0)
+    #: How long an admin page session lasts before the token is asked again.
+    admin_session_max_age_s: int = Field(12 * 3600, gt=0)
     alert_webhook_url: AnyHttpUrl | None = None
     alert_min_interval_s: float = Field(300, ge=0)
 
@@ -265,11 +326,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration (seconds, or 90s, 45m, 72h, 3d)")
         return value
 
+    # URL validators never quote the value: it may carry a password.
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss"):
             raise ValueError("must start with redis:// or rediss://")
+        try:
+            parts.port  # noqa: B018 -- raises on a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError("has a port that is not a number between 1 and 65535") from None
         return value or None
 
     @field_validator("database_url")
@@ -278,6 +347,32 @@ class Settings(BaseSettings):
         scheme = urlsplit(value).scheme.split("+")[0]
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
+        try:
+            make_url(value)
+        except Exception:
+            # SQLAlchemy's own message quotes the URL, password included.
+            raise ValueError("is not a valid database URL") from None
+        return value
+
+    @field_validator("envoi_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return _host_list(value)
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        return _host_list(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError("entries must be IP addresses, networks (10.0.0.0/8) or *") from None
         return value
 
     @model_validator(mode="after")
@@ -360,6 +455,30 @@ class Settings(BaseSettings):
     def redis_connect_timeout_s(self) -> float:
         return self.redis_connect_timeout_ms / 1000
 
+    @cached_property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names the API answers to, lower case, without brackets or port (`*`: any)."""
+        if self.envoi_allowed_hosts:
+            names = list(self.envoi_allowed_hosts)
+        else:
+            names = ["localhost", "127.0.0.1", "::1"]
+            # 0.0.0.0 is where envoi listens, not a name anyone should reach it by (browsers once
+            # sent pages' requests for http://0.0.0.0 to the local machine).
+            if self.envoi_host.strip("[]") not in ("0.0.0.0", "::"):  # noqa: S104 -- compared, not bound
+                names.append(self.envoi_host)
+            api_host = urlsplit(self.api_url).hostname
+            if api_host:
+                names.append(api_host)
+        return frozenset(name.strip("[]").lower() for name in names)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() of the settings: SecretStr hides itself; a URL hides its password here.
+        for name, value in super().__repr_args__():
+            if isinstance(value, AnyUrl) or (isinstance(value, str) and "://" in value):
+                yield name, redact_url(str(value), hide_path=name in SECRET_PATH_URLS)
+            else:
+                yield name, value
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning a validation failure into one `ConfigError` line per bad variable."""
@@ -367,10 +486,14 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = []
-        for error in exc.errors():
+        # `msg` only: pydantic's `input` (and str(exc)) would quote the value, a password perhaps.
+        for error in exc.errors(include_input=False, include_url=False):
             if error["loc"]:
                 lines.append(f"Invalid setting {str(error['loc'][0]).upper()}: {error['msg']}")
             else:
                 # A rule across settings (a provider without its key): its message names the variables.
                 lines.append(error["msg"].removeprefix("Value error, "))
         raise ConfigError("; ".join(lines)) from None
+    except SettingsError as exc:
+        # A value the environment source could not decode; its message names the field, not the value.
+        raise ConfigError(f"Invalid setting: {exc}") from None

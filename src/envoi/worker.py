@@ -23,6 +23,7 @@ from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
 from envoi.runtime import Envoi
+from envoi.validation import check_sizes
 
 log = logging.getLogger("envoi.worker")
 
@@ -117,6 +118,7 @@ class Worker:
 
     def _processor(self, queue: str) -> Callable[[Any, str], Awaitable[Any]]:
         registry = self.envoi.registry
+        settings = self.settings
 
         async def process(job: Any, token: str) -> Any:
             context = JobContext(
@@ -130,6 +132,13 @@ class Worker:
             )
             started = time.perf_counter()
             try:
+                # Any producer's job: too large is a permanent error, before a handler parses it.
+                check_sizes(
+                    job.name,
+                    job.data,
+                    max_data_bytes=settings.max_job_data_bytes,
+                    max_metadata_bytes=settings.max_metadata_bytes,
+                )
                 return await registry.run(context)
             except Exception as exc:
                 if is_permanent(exc):

@@ -34,6 +34,8 @@ OWN_TABLES = {
     "webhook_endpoints",
     "webhook_events",
     "webhook_attempts",
+    "admin_sessions",
+    "admin_login_attempts",
 }
 
 

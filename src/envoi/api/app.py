@@ -14,7 +14,12 @@ from fastapi import FastAPI
 
 from envoi.api import admin as admin_page
 from envoi.api import errors
-from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware, NulGuardMiddleware
+from envoi.api.middleware import (
+    BodyLimitMiddleware,
+    ErrorShieldMiddleware,
+    HostGuardMiddleware,
+    NulGuardMiddleware,
+)
 from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhook_endpoints, webhooks
 from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
 from envoi.config import load_settings
@@ -63,9 +68,11 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
     errors.install(app)
     _include_routers(app)
     _document(app)
-    # Added last, so outermost: the shield sees every error, the limit runs before any route.
+    # Added last, so outermost: the shield sees every error, a foreign Host is refused before the body
+    # is read, the body limits run before any route.
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HostGuardMiddleware, allowed=settings.allowed_hosts)
     app.add_middleware(ErrorShieldMiddleware)
     return app
 

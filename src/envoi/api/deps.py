@@ -10,6 +10,8 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from envoi.api import auth
+from envoi.api.proxy import TrustedProxies
+from envoi.api.sessions import AdminSessions
 from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobService
 from envoi.notifications.service import NotificationsService
@@ -71,6 +73,20 @@ def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
 FailedJobsDep = Annotated[FailedJobService, Depends(get_failed_jobs)]
 
 
+def get_admin_sessions(envoi: EnvoiDep) -> AdminSessions:
+    return AdminSessions(db=envoi.db, settings=envoi.settings)
+
+
+AdminSessionsDep = Annotated[AdminSessions, Depends(get_admin_sessions)]
+
+
+def get_proxies(envoi: EnvoiDep) -> TrustedProxies:
+    return TrustedProxies(envoi.settings.forwarded_allow_ips)
+
+
+ProxiesDep = Annotated[TrustedProxies, Depends(get_proxies)]
+
+
 # Declared for the OpenAPI document (the "Authorize" button of /docs); `envoi.api.auth` does the checking.
 _api_bearer = HTTPBearer(auto_error=False, scheme_name="apiKey", description="ENVOI_API_KEY")
 _admin_bearer = HTTPBearer(auto_error=False, scheme_name="adminToken", description="ENVOI_ADMIN_TOKEN")
@@ -85,13 +101,14 @@ def require_api_key(
     auth.check_bearer(request, settings.envoi_api_key, name="ENVOI_API_KEY")
 
 
-def require_admin(
+async def require_admin(
     request: Request,
     settings: SettingsDep,
+    sessions: AdminSessionsDep,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
     _cookie: Annotated[str | None, Depends(_admin_cookie)],
 ) -> None:
-    auth.check_admin(request, settings.envoi_admin_token)
+    await auth.check_admin(request, settings.envoi_admin_token, sessions)
 
 
 ApiKey = Depends(require_api_key)

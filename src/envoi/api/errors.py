@@ -1,6 +1,9 @@
 """Error answers: every 422 names the field's path and the reason, in one shape.
 
 {"detail": "Invalid request", "errors": [{"in": "body", "path": "lead.email", "reason": "..."}]}
+
+A path can hold a key the caller sent (a metadata key with a lone surrogate, say): the answer is made
+encodable (`json_safe`) so that a refusal never turns into a 500.
 """
 
 from __future__ import annotations
@@ -14,19 +17,27 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from envoi.errors import InvalidJobDataError, UnknownJobError
+from envoi.validation import json_safe
 
 
 def _path(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc) or "(root)"
 
 
+def _reason(msg: Any) -> str:
+    # "Value error, must be base64" -> "must be base64": the prefix says nothing to a reader.
+    return str(msg).removeprefix("Value error, ")
+
+
 def invalid(errors: Iterable[dict[str, str]]) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"detail": "Invalid request", "errors": list(errors)})
+    content = {"detail": "Invalid request", "errors": list(errors)}
+    return JSONResponse(status_code=422, content=json_safe(content))
 
 
 def from_pydantic(exc: ValidationError, *, where: str = "body") -> JSONResponse:
     return invalid(
-        {"in": where, "path": _path(error["loc"]), "reason": error["msg"]} for error in exc.errors()
+        {"in": where, "path": _path(error["loc"]), "reason": _reason(error["msg"])}
+        for error in exc.errors(include_input=False)
     )
 
 
@@ -36,7 +47,7 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
     for error in exc.errors():
         loc = list(error.get("loc", ()))
         where = str(loc.pop(0)) if loc and loc[0] in ("body", "path", "query", "header", "cookie") else "body"
-        errors.append({"in": where, "path": _path(loc), "reason": str(error.get("msg", "invalid"))})
+        errors.append({"in": where, "path": _path(loc), "reason": _reason(error.get("msg", "invalid"))})
     return invalid(errors)
 
 

@@ -1,6 +1,7 @@
-"""Pure ASGI middlewares: a request body limit, and a last-resort 500 that never shows a stack trace.
+"""Pure ASGI middlewares: the Host allow-list, request body limits (size and nesting), NUL in the path
+or query, and a last-resort 500 that never shows a stack trace.
 
-Both are plain ASGI (not `BaseHTTPMiddleware`) so that they see the raw byte stream: a client that sends
+They are plain ASGI (not `BaseHTTPMiddleware`) so that they see the raw byte stream: a client that sends
 no Content-Length, or a false one, is still cut off at the limit.
 """
 
@@ -13,7 +14,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from envoi.validation import NUL, NUL_REASON
+from envoi.validation import MAX_BODY_DEPTH, NUL, NUL_REASON, json_depth_exceeds
 
 log = logging.getLogger("envoi.api")
 
@@ -34,16 +35,62 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimitMiddleware:
-    """413 when the body is over `max_bytes`, by Content-Length or by the bytes actually received.
+#: Routes probes and scrapers call by address (a pod IP, a load balancer's health check): read-only,
+#: nothing a rebinding attacker wants, so the Host check lets them through.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    The body (at most `max_bytes`, 256 KiB by default) is read before the app runs and replayed to it,
-    so a rejected request never reaches a route: nothing is enqueued for it.
+
+def host_name(header: str) -> str:
+    """`Example.COM:8000` -> `example.com`; `[::1]:8000` -> `::1`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+class HostGuardMiddleware:
+    """400 for a request whose `Host` is not in ENVOI_ALLOWED_HOSTS (in every mode, token or not).
+
+    A DNS-rebinding page gets the victim's browser to send its requests to 127.0.0.1 under the
+    attacker's own name: `Host: evil.example`. Refusing names envoi does not answer to stops that, the
+    way Django's ALLOWED_HOSTS does. 400, as Django and Starlette's TrustedHostMiddleware answer (421 is
+    for an HTTP/2 connection reused for another origin, which this is not).
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "*" not in self.allowed and scope.get("path") not in PROBE_PATHS:
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.allowed:
+                await _send_json(send, 400, {"detail": "Invalid Host header: not in ENVOI_ALLOWED_HOSTS"})
+                return
+        await self.app(scope, receive, send)
+
+
+def _json_body(scope: Scope) -> bool:
+    """FastAPI parses a body as JSON when it says so, and when it names no content type at all."""
+    content_type = dict(scope["headers"]).get(b"content-type")
+    return content_type is None or b"json" in content_type.lower()
+
+
+class BodyLimitMiddleware:
+    """413 when the body is over `max_bytes`, by Content-Length or by the bytes actually received; 422
+    when a JSON body nests more than `max_depth` levels.
+
+    The body (at most `max_bytes`, 256 KiB by default) is read before the app runs and replayed to it,
+    so a rejected request never reaches a route: nothing is enqueued for it. The nesting is measured on
+    the bytes, before any parser runs: Python's JSON parser recurses once per level (RecursionError near
+    1000, which FastAPI answers 400) and pydantic refuses to serialize past 255 (a 500, with a traceback
+    the size of the body); neither gets a body that deep.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int = MAX_BODY_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +116,11 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if _json_body(scope) and json_depth_exceeds(body, self.max_depth):
+            reason = f"must not nest more than {self.max_depth} levels"
+            error = {"in": "body", "path": "(root)", "reason": reason}
+            await _send_json(send, 422, {"detail": "Invalid request", "errors": [error]})
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -87,7 +139,7 @@ class BodyLimitMiddleware:
 class NulGuardMiddleware:
     """422 for a NUL (U+0000) in the path or the query string, naming where it is.
 
-    Bodies are checked field by field by the models (`envoi.validation.RejectsNul`); path and query
+    Bodies are checked field by field by the models (`envoi.validation.CleanInput`); path and query
     parameters are checked here, once for every route, rather than by a pattern on each parameter.
     """
 

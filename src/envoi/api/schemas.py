@@ -12,7 +12,7 @@ from envoi.addresses import EmailAddress
 from envoi.events import EventType
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
-from envoi.validation import RejectsNul
+from envoi.validation import CleanInput
 
 Locale = Literal["fr", "en"]
 
@@ -29,7 +29,7 @@ class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class Body(Camel, RejectsNul):
+class Body(Camel, CleanInput):
     """A request body: unknown fields are refused rather than silently dropped."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -76,8 +77,12 @@ def api(
     configure_logging()
     # /readyz checks the revision on every probe: alembic's two INFO lines each time are noise.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    if host:
+        # --host is ENVOI_HOST for this process: the app reads its settings again, and the address it
+        # is bound to belongs in its allowed hosts.
+        os.environ["ENVOI_HOST"] = host
     settings = settings_or_exit()
-    bind = host or settings.envoi_host
+    bind = settings.envoi_host
     missing = [
         name
         for name, value in (

@@ -180,3 +180,35 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class AdminSession(Base):
+    """A signed-in admin page: the cookie holds a random value, this row its SHA-256 (a copy of the table
+    opens no session). Logout sets `revoked_at`; a session whose `token_fingerprint` is not the current
+    ENVOI_ADMIN_TOKEN's is void, so changing the token signs every page out."""
+
+    __tablename__ = "admin_sessions"
+    __table_args__ = (Index("ix_admin_sessions_expires_at", "expires_at"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AdminLoginAttempt(Base):
+    """One sign-in attempt on the admin page, kept for ADMIN_LOGIN_WINDOW_S: the throttle counts them
+    here, so that every API process sees the same count."""
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (
+        Index("ix_admin_login_attempts_client_attempted_at", "client", "attempted_at"),
+        Index("ix_admin_login_attempts_attempted_at", "attempted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    #: The client's address (the proxy's X-Forwarded-For when the peer is in FORWARDED_ALLOW_IPS).
+    client: Mapped[str] = mapped_column(String(64), nullable=False)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

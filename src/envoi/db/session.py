@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from envoi.db.types import json_dumps, json_loads
+
 
 def normalize_url(url: str, *, asynchronous: bool) -> URL:
     parsed = make_url(url)
@@ -48,8 +50,15 @@ class Database:
         ensure_sqlite_dir(self.url)
         # hide_parameters: a database error's message would otherwise carry the statement's values
         # (recipients, message bodies) into logs, bullmq's failedReason and the dead letters.
+        # The JSON codec makes every stored value readable and every read value encodable (see
+        # `envoi.validation.json_safe`): one bad row must not break a page of the inbox or the DLQ.
         self.engine: AsyncEngine = create_async_engine(
-            self.url, echo=echo, pool_pre_ping=True, hide_parameters=True
+            self.url,
+            echo=echo,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            json_serializer=json_dumps,
+            json_deserializer=json_loads,
         )
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

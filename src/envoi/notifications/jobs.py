@@ -24,14 +24,14 @@ import base64
 import binascii
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress, phone_e164
 from envoi.errors import UnknownJobError
 from envoi.queue.jobs import parse_model, wire_form
 from envoi.queue.names import JobName
-from envoi.validation import RejectsNul
+from envoi.validation import CleanInput, single_line
 
 __all__ = [
     "JOB_MODELS",
@@ -77,7 +77,7 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
 
 
-class _Wire(RejectsNul):
+class _Wire(CleanInput):
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
@@ -116,6 +116,11 @@ class Attachment(_Wire):
     content_type: str = "application/octet-stream"
     content: Base64
 
+    @field_validator("filename", "content_type")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        return single_line(value)
+
     def decoded(self) -> bytes:
         return base64.b64decode(self.content)
 
@@ -129,6 +134,11 @@ class SendEmailJob(_Wire):
     text: str | None = None
     attachments: list[Attachment] | None = None
     metadata: JobMetadata | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        return single_line(value)
 
 
 class SendSmsJob(_Wire):

@@ -15,7 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress
 from envoi.notifications.jobs import e164
-from envoi.validation import RejectsNul
+from envoi.validation import CleanInput
 
 #: The locales with templates (`envoi.config.LOCALES`), spelled out so the OpenAPI schema lists them.
 Locale = Literal["fr", "en"]
@@ -36,7 +36,7 @@ TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class _Wire(RejectsNul):
+class _Wire(CleanInput):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True, extra="forbid"
     )

@@ -31,6 +31,7 @@ from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
 from envoi.queue.redis_backend import RedisBackend
 from envoi.queue.server import ServerCheck
+from envoi.validation import check_sizes
 
 log = logging.getLogger("envoi.queue")
 
@@ -147,6 +148,13 @@ class QueueService:
     ) -> EnqueueResult:
         if queue not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
+        # The worker checks the same limits for any producer's job; refusing here tells the caller.
+        check_sizes(
+            job_name,
+            payload,
+            max_data_bytes=self.settings.max_job_data_bytes,
+            max_metadata_bytes=self.settings.max_metadata_bytes,
+        )
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
         started = time.perf_counter()
         try:

@@ -16,12 +16,12 @@ from pydantic.alias_generators import to_camel
 
 from envoi.config import Settings
 from envoi.queue.jobs import wire_form
-from envoi.validation import RejectsNul
+from envoi.validation import CleanInput
 
 DELIVER_WEBHOOK = "DELIVER_WEBHOOK"
 
 
-class DeliverWebhookJob(RejectsNul):
+class DeliverWebhookJob(CleanInput):
     JOB_NAME: ClassVar[str] = DELIVER_WEBHOOK
 
     model_config = ConfigDict(

@@ -30,12 +30,15 @@ UserId = Annotated[str, Path(alias="userId", min_length=1, max_length=255)]
 
 
 def item(row: Notification) -> NotificationItem:
+    # The JSON codec hands back any stored metadata encodable; one that is not an object (a row written
+    # by hand) is shown wrapped rather than failing the user's whole inbox.
+    meta = row.meta
     return NotificationItem(
         id=row.id,
         user_id=row.user_id,
         title=row.title,
         message=row.message,
-        metadata=row.meta,
+        metadata=meta if meta is None or isinstance(meta, dict) else {"value": meta},
         status=row.status,
         read_at=row.read_at,
         created_at=row.created_at,
