@@ -107,9 +107,12 @@ async def test_admin_api_and_page_read_every_stored_dead_letter(api: Api) -> Non
     login = await api.anonymous.post("/admin/login", data={"token": ADMIN_TOKEN})
     page = await api.anonymous.get("/admin", cookies={"envoi_admin": login.cookies["envoi_admin"]})
     assert page.status_code == 200 and 'id="dead-letters"' in page.text
-    # A retry re-enqueues what can be read (the job then fails validation again, once).
+    # A retry of data that breaks the rules is refused at the call, naming the field; the row stays FAILED.
     retried = await api.admin.post(f"/v1/admin/failed-jobs/{failed['deep-800']}/retry")
-    assert retried.status_code == 202, retried.text
+    assert retried.status_code == 422, retried.text
+    assert any(error["path"] == "metadata" for error in retried.json()["errors"])
+    still = _json((await api.admin.get(f"/v1/admin/failed-jobs/{failed['deep-800']}")).text)
+    assert still["status"] == "FAILED"
 
 
 @pytest.mark.parametrize(
