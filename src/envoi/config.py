@@ -26,6 +26,8 @@ from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
+#: A PostgreSQL schema name envoi accepts (DATABASE_SCHEMA, `--from-schema`): unquoted, at most 63 bytes.
+SCHEMA_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 
 class SmtpSecurity(StrEnum):
@@ -123,6 +125,9 @@ class Settings(BaseSettings):
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
+    #: PostgreSQL schema for envoi's tables (beside another application's, e.g. the original system's
+    #: `failed_jobs`). Unset: the connection's search_path (`public` on a fresh database). SQLite: ignored.
+    database_schema: str | None = Field(None, pattern=SCHEMA_NAME_PATTERN)
 
     # --- email -----------------------------------------------------------------------------------
     email_provider: EmailProvider = EmailProvider.SMTP
@@ -180,6 +185,11 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
             raise ValueError("must start with redis:// or rediss://")
         return value or None
+
+    @field_validator("database_schema", mode="before")
+    @classmethod
+    def _blank_schema(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

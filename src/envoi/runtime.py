@@ -44,7 +44,7 @@ class Envoi:
         channels: Callable[[Database], Channels] | None = None,
     ) -> None:
         self.settings = settings = settings or load_settings()
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, schema=settings.database_schema)
         self.registry = registry if registry is not None else HandlerRegistry()
         #: Told of every final failure, by the worker and by the inline fallback.
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]

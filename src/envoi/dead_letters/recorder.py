@@ -74,7 +74,9 @@ class SqlFailureRecorder:
             dialect.insert(FailedJob)
             .values([failure_row(f) for f in failures])
             .on_conflict_do_nothing(index_elements=["queue_name", "job_id", "finished_on"])
+            # Counted from RETURNING: psycopg reports no rowcount (-1) for an INSERT built by SQLAlchemy.
+            .returning(FailedJob.id)
         )
         async with self.db.session() as session:
             result = await session.execute(statement)
-        return max(int(getattr(result, "rowcount", 0) or 0), 0)
+            return len(result.all())
