@@ -39,6 +39,8 @@ from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
+#: A PostgreSQL schema name envoi accepts (DATABASE_SCHEMA, `--from-schema`): unquoted, at most 63 bytes.
+SCHEMA_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 #: A duration as people write it: `90`, `90s`, `45m`, `72h`, `3d` (a bare number is seconds).
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -192,6 +194,9 @@ class Settings(BaseSettings):
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
+    #: PostgreSQL schema for envoi's tables (beside another application's, e.g. the original system's
+    #: `failed_jobs`). Unset: the connection's search_path (`public` on a fresh database). SQLite: ignored.
+    database_schema: str | None = Field(None, pattern=SCHEMA_NAME_PATTERN)
 
     # --- email -----------------------------------------------------------------------------------
     #: Unset: Resend when RESEND_API_KEY is set, else SendGrid when SENDGRID_API_KEY is, else SMTP (the
@@ -340,6 +345,11 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("has a port that is not a number between 1 and 65535") from None
         return value or None
+
+    @field_validator("database_schema", mode="before")
+    @classmethod
+    def _blank_schema(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

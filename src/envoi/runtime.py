@@ -58,7 +58,7 @@ class Envoi:
                 strict_email_domains=settings.email_strict_domains,
             )
         )
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, schema=settings.database_schema)
         self.registry = registry if registry is not None else HandlerRegistry()
         #: Told of every final failure, by the worker and by the inline fallback.
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]

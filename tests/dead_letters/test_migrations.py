@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ def _revisions() -> list[str]:
 def test_the_chain_is_linear_and_dated() -> None:
     revisions = _revisions()
     assert revisions[:4] == ["20260115000000", "20260116000000", "20260117000000", "20260118000000"]
+    assert "20261201000500" in revisions
+    assert revisions == sorted(revisions), "dated ids, applied in date order"
     assert revisions[-1] == head_revision()
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert len(script.get_heads()) == 1, "one chain, no branches"
@@ -129,3 +132,44 @@ def test_envoi_migrate_works_from_another_directory(empty_database_url: str, tmp
     assert current_revision(empty_database_url) == head_revision()
     again = subprocess.run([*command, "migrate"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
+
+
+def test_inapp_rows_written_before_read_as_the_originals_after_20261201000500(
+    empty_database_url: str,
+) -> None:
+    """Rows the older code wrote (type INAPP, the JSON text `null`) are fixed in place; down, the type
+    goes back (SQL NULL metadata stays: the older code read it as it read `null`)."""
+    url = empty_database_url
+    upgrade(url, "20260118000000")
+    insert = sa.text(
+        "INSERT INTO notifications (id, user_id, type, status, title, message, metadata, created_at,"
+        " updated_at) VALUES (:id, 'u1', :type, 'SENT', 't', 'm', :metadata, :at, :at)"
+    )
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"id": "01A", "type": "INAPP", "metadata": "null", "at": at})
+            conn.execute(
+                insert, {"id": "01B", "type": "INAPP", "metadata": '{"notificationId": "n1"}', "at": at}
+            )
+            conn.execute(insert, {"id": "01C", "type": "EMAIL", "metadata": None, "at": at})
+        read = sa.text("SELECT id, type, metadata IS NULL FROM notifications ORDER BY id")
+        with engine.connect() as conn:
+            assert [tuple(r)[2] for r in conn.execute(read)] == [False, False, True], "JSON null is not NULL"
+        upgrade(url, "20261201000500")
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(read)] == [
+                ("01A", "IN_APP", True),
+                ("01B", "IN_APP", False),
+                ("01C", "EMAIL", True),
+            ]
+        downgrade(url, "20260118000000")
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(read)] == [
+                ("01A", "INAPP", True),
+                ("01B", "INAPP", False),
+                ("01C", "EMAIL", True),
+            ]
+    finally:
+        engine.dispose()

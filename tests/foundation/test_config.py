@@ -20,7 +20,15 @@ def make(**env: str) -> Settings:
 
 
 def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "QUEUE_ENABLED", "DATABASE_URL", "REDIS_PREFIX"):
+    for name in (
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "QUEUE_ENABLED",
+        "DATABASE_URL",
+        "REDIS_PREFIX",
+        "DATABASE_SCHEMA",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(_env_file=None)
     assert settings.queue_enabled is True
@@ -32,6 +40,9 @@ def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch)
     assert settings.worker_concurrency == 5
     assert (settings.worker_lock_duration_ms, settings.worker_stalled_interval_ms) == (30000, 30000)
     assert settings.worker_shutdown_timeout_s == 30
+    assert settings.database_schema is None, "the search_path decides: public on a fresh database"
+    assert make(DATABASE_SCHEMA="").database_schema is None
+    assert make(DATABASE_SCHEMA="envoi").database_schema == "envoi"
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,6 +96,9 @@ def test_passwords_never_show_in_reprs() -> None:
         ({"EMAIL_API_TIMEOUT_S": "0"}, "EMAIL_API_TIMEOUT_S"),
         ({"SMS_ENABLED": "perhaps"}, "SMS_ENABLED"),
         ({"EMAIL_REPLY_TO": "nope"}, "EMAIL_REPLY_TO"),
+        # Created and set as search_path by `envoi migrate`: only plain identifiers, never SQL.
+        ({"DATABASE_SCHEMA": 'envoi"; DROP SCHEMA public; --'}, "DATABASE_SCHEMA"),
+        ({"DATABASE_SCHEMA": "a" * 64}, "DATABASE_SCHEMA"),
     ],
 )
 def test_invalid_value_names_the_variable(env: dict[str, str], variable: str) -> None:

@@ -1,53 +1,22 @@
 """Wire compatibility with Node BullMQ, both ways, through a real Redis.
 
 The `bullmq` npm package is installed into tests/interop/node by the first test that needs it (from
-package-lock.json). Skipped, with the reason shown, where `node`/`npm` are absent.
+package-lock.json, `node_bullmq` in conftest.py). Skipped, with the reason shown, where `node`/`npm` are
+absent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from envoi.config import Settings
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry
 from envoi.runtime import Envoi
 from tests.fixtures.smtp import SmtpSink
 from tests.helpers import eventually
-
-NODE_DIR = Path(__file__).with_name("node")
-
-
-@pytest.fixture(scope="session")
-def node_bullmq() -> Path:
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node/npm not installed: Node BullMQ interoperability not tested here")
-    if not (NODE_DIR / "node_modules" / "bullmq").exists():
-        result = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--omit-lockfile-registry-resolved"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stderr[-2000:]}")
-    return NODE_DIR
-
-
-async def node(node_dir: Path, script: str, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "node", script, *args, cwd=node_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode().strip()
+from tests.interop.support import node
 
 
 async def test_send_email_added_by_node_is_delivered_by_an_envoi_worker(

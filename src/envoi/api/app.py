@@ -39,7 +39,9 @@ reads; workers process the jobs.
 
 async def check_migrated(envoi: Envoi) -> None:
     """Refuse to serve on a database that is behind the code: routes would fail one by one."""
-    message = await asyncio.to_thread(pending_message, envoi.settings.database_url)
+    message = await asyncio.to_thread(
+        pending_message, envoi.settings.database_url, schema=envoi.settings.database_schema
+    )
     if message is not None:
         raise ConfigError(message)
 

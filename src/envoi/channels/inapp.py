@@ -1,5 +1,8 @@
 """In-app notifications: a row in `notifications`, the user's inbox. Idempotent on `idempotency_key`:
-the same job run twice (a retry after a lost acknowledgement) leaves one row."""
+the same job run twice (a retry after a lost acknowledgement) leaves one row.
+
+Rows read as the original system's: type `IN_APP`, the metadata kept whole (its `notificationId`
+included), SQL NULL when there is none."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from envoi.channels.base import ChannelName, InAppMessage, SendReceipt
-from envoi.db.models import Notification, NotificationStatus
+from envoi.db.models import Notification, NotificationStatus, NotificationType
 from envoi.db.session import Database
 from envoi.db.types import utcnow
 
@@ -29,6 +32,7 @@ class InAppChannel:
             return SendReceipt(provider=self.provider, provider_message_id=existing, duplicate=True)
         row = Notification(
             user_id=message.user_id,
+            type=NotificationType.IN_APP,
             title=message.title,
             message=message.message,
             meta=message.metadata,

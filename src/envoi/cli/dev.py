@@ -31,7 +31,7 @@ def dev(
         env["ENVOI_PORT"] = str(port)
     os.environ.update(env)
     settings = settings_or_exit()
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, schema=settings.database_schema)
 
     redis: EmbeddedRedis | None = None
     if not (env.get("REDIS_URL") or env.get("REDIS_HOST")) and settings.queue_enabled:

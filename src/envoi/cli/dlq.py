@@ -93,7 +93,7 @@ def _run(work: Callable[[FailedJobService], Awaitable[T]], *, with_queue: bool =
     """Run `work` with a service over DATABASE_URL (with the queue and handlers too, for retries: an
     `Envoi`); exit 1 if the database is not migrated."""
     settings = settings_or_exit()
-    behind = pending_message(settings.database_url)
+    behind = pending_message(settings.database_url, schema=settings.database_schema)
     if behind:
         stderr().print(f"envoi: {behind}")
         raise typer.Exit(EXIT_FAILURE)
@@ -105,7 +105,7 @@ def _run(work: Callable[[FailedJobService], Awaitable[T]], *, with_queue: bool =
                 return await work(envoi.dead_letters)
             finally:
                 await envoi.close()
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, schema=settings.database_schema)
         try:
             return await work(FailedJobService(db=db))
         finally:

@@ -20,10 +20,10 @@ log = logging.getLogger("envoi")
 
 
 def migrate() -> None:
-    """Apply every database migration (DATABASE_URL)."""
+    """Apply every database migration (DATABASE_URL; in DATABASE_SCHEMA when set)."""
     configure_logging()
     settings = settings_or_exit()
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, schema=settings.database_schema)
     typer.echo("Database is up to date.")
 
 
@@ -99,7 +99,7 @@ def api(
         )
         raise typer.Exit(EXIT_USAGE)
     try:
-        behind = pending_message(settings.database_url)
+        behind = pending_message(settings.database_url, schema=settings.database_schema)
     except Exception as exc:
         behind = f"Database unreachable ({type(exc).__name__}): check DATABASE_URL."
     if behind is not None:

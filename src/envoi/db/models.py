@@ -66,6 +66,12 @@ class NotificationStatus(StrEnum):
     READ = "READ"
 
 
+class NotificationType(StrEnum):
+    """The original system's `NotificationType` value for in-app rows, so that its readers match them."""
+
+    IN_APP = "IN_APP"
+
+
 class Notification(Timestamps, Base):
     """An in-app notification in a user's inbox."""
 
@@ -78,12 +84,14 @@ class Notification(Timestamps, Base):
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    type: Mapped[str] = mapped_column(String(50), nullable=False, default="INAPP")
+    type: Mapped[str] = mapped_column(String(50), nullable=False, default=NotificationType.IN_APP)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=NotificationStatus.SENT)
     title: Mapped[str] = mapped_column(String(500), nullable=False)
     message: Mapped[str] = mapped_column(Text, nullable=False)
     # `metadata` is reserved on declarative classes: the attribute is `meta`, the column `metadata`.
-    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
+    # none_as_null: no metadata is SQL NULL (`IS NULL` finds it), not the JSON text `null`, which
+    # SQLAlchemy's JSON type writes for None by default (migration 20261201000500 fixes older rows).
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON(none_as_null=True), nullable=True)
     #: Idempotency: the same CREATE_INAPP_NOTIFICATION job run twice makes one row.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,6 +2,12 @@
 
 SQLite runs through aiosqlite (async) and the stdlib driver (migrations); PostgreSQL through psycopg 3,
 which serves both.
+
+`DATABASE_SCHEMA` puts envoi's tables in a PostgreSQL schema of their own (beside another application's
+tables of the same names, such as the original NestJS system's `failed_jobs`). The models stay
+schema-free: every engine translates their schema (None) to the configured one (`schema_options`), so
+the same models serve SQLite, where the setting is ignored, and any schema. Unset, unqualified names
+follow the connection's search_path (`public` on a fresh database).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ def normalize_url(url: str, *, asynchronous: bool) -> URL:
     raise ValueError(f"unsupported database {backend!r}")
 
 
+def schema_options(url: URL, schema: str | None) -> dict[str, Any]:
+    """Execution options placing the models' tables in `schema` (PostgreSQL only; SQLite has none)."""
+    if schema is None or url.get_backend_name() != "postgresql":
+        return {}
+    return {"schema_translate_map": {None: schema}}
+
+
 def ensure_sqlite_dir(url: URL) -> None:
     """A SQLite file under ./var/ should not need a manual mkdir."""
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -45,7 +58,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One async engine and its session factory; `session()` is a unit of work that commits on exit."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
         self.url = normalize_url(url, asynchronous=True)
         ensure_sqlite_dir(self.url)
         # hide_parameters: a database error's message would otherwise carry the statement's values
@@ -59,6 +72,7 @@ class Database:
             hide_parameters=True,
             json_serializer=json_dumps,
             json_deserializer=json_loads,
+            execution_options=schema_options(self.url, schema),
         )
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

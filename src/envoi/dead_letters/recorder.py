@@ -81,6 +81,7 @@ class SqlFailureRecorder:
             dialect.insert(FailedJob)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["queue_name", "job_id", "finished_on"])
+            # Counted from RETURNING: psycopg reports no rowcount (-1) for an INSERT built by SQLAlchemy.
             .returning(FailedJob.id)
         )
         async with self.db.session() as session:

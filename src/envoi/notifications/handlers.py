@@ -5,7 +5,11 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
     {"status": "sent",     "deliveryId": ..., "providerMessageId": ...}
     {"status": "skipped",  "deliveryId": ..., "deliveryStatus": "SENT"}     already sent: not sent again
     {"status": "disabled", "deliveryStatus": "CANCELLED"}                 SMS/WhatsApp off
-    {"status": "created" | "skipped", "notificationId": ...}                in-app
+    {"status": "created" | "skipped", "notificationId": ...}                in-app (envoi's inbox row id)
+
+Each one also carries `"metadata": {"notificationId": ...}` when the job's metadata named one: the
+caller's own id (the original system's `Notification` row), handed back as given, so that whoever reads
+the outcome (a Node `QueueEvents` listener, an outbound event) can update that row.
 
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
 or dead letter. Log lines carry masked recipients, never bodies. Events go out on `events` (the
@@ -121,10 +125,11 @@ class NotificationHandlers:
         )
         if receipt.duplicate:
             log.info("In-app notification %s already created: skipped", receipt.provider_message_id)
-        return {
+        result = {
             "status": "skipped" if receipt.duplicate else "created",
             "notificationId": receipt.provider_message_id,
         }
+        return _handed_back(result, job.metadata)
 
     async def _deliver(
         self,
@@ -151,12 +156,13 @@ class NotificationHandlers:
                 claim.delivery_id,
                 claim.status,
             )
-            return {
+            skipped = {
                 "status": "skipped",
                 "deliveryId": claim.delivery_id,
                 "deliveryStatus": str(claim.status),
                 "providerMessageId": claim.provider_message_id,
             }
+            return _handed_back(skipped, metadata)
         try:
             receipt = await send(key)
         except Exception as exc:
@@ -180,11 +186,12 @@ class NotificationHandlers:
         await self.events.emit_message(
             EventType.MESSAGE_SENT, context, name, recipient, claim.delivery_id, receipt.provider_message_id
         )
-        return {
+        sent = {
             "status": "sent",
             "deliveryId": claim.delivery_id,
             "providerMessageId": receipt.provider_message_id,
         }
+        return _handed_back(sent, metadata)
 
     async def _record_failure(self, claim: Claim, code: str | None, message: str) -> None:
         try:
@@ -217,10 +224,17 @@ class NotificationHandlers:
         row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
         if row is not None:
             await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
-        return {"status": "disabled", "deliveryStatus": str(status)}
+        return _handed_back({"status": "disabled", "deliveryStatus": str(status)}, metadata)
 
 
 def _key(context: JobContext, name: ChannelName, recipient: str, metadata: JobMetadata | None) -> str:
     return delivery_key(
         metadata=metadata, channel=name, recipient=recipient, queue=context.queue, job_id=context.job_id
     )
+
+
+def _handed_back(result: Result, metadata: JobMetadata | None) -> Result:
+    """The outcome, with the caller's `metadata.notificationId` when it gave one."""
+    if metadata is not None and metadata.notification_id:
+        result["metadata"] = {"notificationId": metadata.notification_id}
+    return result

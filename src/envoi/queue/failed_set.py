@@ -78,6 +78,17 @@ class FailedSet:
         if failure.job_id is not None and failure.finished_on is not None:
             await self.mark_seen(failure.queue, [(failure.job_id, failure.finished_on)])
 
+    async def finished_on(self, queue: str, job_ids: list[str]) -> dict[str, int]:
+        """`finishedOn` (the failed set's score) of those of `job_ids` still in the failed set."""
+
+        async def read(redis: RedisBackend) -> dict[str, int]:
+            scores = await redis.client.zmscore(redis.queue(queue).toKey("failed"), job_ids)
+            return {
+                job_id: int(score) for job_id, score in zip(job_ids, scores, strict=True) if score is not None
+            }
+
+        return await self._door(read) if job_ids else {}
+
     async def failure(self, queue: str, job_id: str) -> FinalFailure | None:
         """The failed job read in full; None when it was removed since the scan."""
 

@@ -29,7 +29,9 @@ async def healthz() -> Health:
 async def _database_state(envoi: Envoi) -> str | None:
     """None when reachable and migrated; else why not (without the URL, which may hold a password)."""
     try:
-        return await asyncio.to_thread(pending_message, envoi.settings.database_url)
+        return await asyncio.to_thread(
+            pending_message, envoi.settings.database_url, schema=envoi.settings.database_schema
+        )
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
 
