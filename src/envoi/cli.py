@@ -1,4 +1,5 @@
-"""The `envoi` command: api, worker, dev, migrate, dlq. Exit codes: 0 ok, 1 failure, 2 bad arguments/config."""
+"""The `envoi` command: api, worker, dev, migrate, dlq, templates. Exit codes: 0 ok, 1 failure, 2 bad
+arguments/config."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ import typer
 from envoi.config import Settings, load_settings
 from envoi.dead_letters.cli import app as dlq_app
 from envoi.errors import ConfigError
+from envoi.runtime import import_job_modules
+from envoi.templates_cli import app as templates_app
 
 app = typer.Typer(help="envoi: background delivery of email, SMS, WhatsApp and in-app notifications.")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(templates_app, name="templates")
 
 log = logging.getLogger("envoi")
 
@@ -41,6 +45,28 @@ def settings_or_exit(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+JobsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--jobs",
+        help="Module declaring your @job jobs, e.g. myapp.jobs (repeatable or comma-separated; adds to ENVOI_JOBS)",
+    ),
+]
+
+
+def import_jobs_or_exit(settings: Settings, jobs: list[str] | None) -> None:
+    """Import ENVOI_JOBS and --jobs before anything is built, so that `Envoi` registers their @job jobs;
+    a module that fails to import is one line and exit 2."""
+    given = [part.strip() for option in jobs or () for part in option.split(",") if part.strip()]
+    try:
+        declared = import_job_modules(dict.fromkeys([*settings.envoi_jobs, *given]))
+    except ConfigError as exc:
+        typer.echo(f"envoi: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if declared:
+        log.info("Application jobs: %s", ", ".join(declared))
+
+
 @app.command()
 def migrate() -> None:
     """Apply every database migration (DATABASE_URL)."""
@@ -56,6 +82,7 @@ def migrate() -> None:
 def worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once")] = None,
     queue: Annotated[list[str] | None, typer.Option(help="Queue to work (repeatable)")] = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish)."""
     from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
@@ -72,6 +99,7 @@ def worker(
     if not settings.queue_enabled:
         typer.echo("envoi: QUEUE_ENABLED=false: there is no queue to work (jobs run inline)", err=True)
         raise typer.Exit(2)
+    import_jobs_or_exit(settings, jobs)
 
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -99,8 +127,9 @@ def worker(
 def api(
     host: Annotated[str | None, typer.Option(help="Address to bind (ENVOI_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ENVOI_PORT)")] = None,
+    jobs: JobsOption = None,
 ) -> None:
-    """Serve the HTTP API. It enqueues and reads; it never processes jobs."""
+    """Serve the HTTP API. It enqueues and reads; it never processes jobs (except inline, Redis down)."""
     import uvicorn
 
     from envoi.api.app import create_app
@@ -126,6 +155,7 @@ def api(
             err=True,
         )
         raise typer.Exit(2)
+    import_jobs_or_exit(settings, jobs)
     try:
         behind = pending_message(settings.database_url)
     except Exception as exc:

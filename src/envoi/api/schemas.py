@@ -196,3 +196,11 @@ class ValidationProblem(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class TemplateProblem(Problem):
+    """500: a message template (a TEMPLATES_DIR override, most often) failed to render; nothing of the
+    flow was enqueued."""
+
+    template: str
+    line: int | None
