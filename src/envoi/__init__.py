@@ -1,4 +1,4 @@
-"""envoi: an API's side effects (email, SMS, WhatsApp, in-app) off the request path, on BullMQ."""
+"""envoi: an API's side effects (email, SMS, WhatsApp, in-app, your own jobs) off the request path, on BullMQ."""
 
 from envoi.config import Settings, load_settings
 from envoi.errors import (
@@ -9,6 +9,8 @@ from envoi.errors import (
     JobError,
     PermanentDeliveryError,
     QueueUnavailableError,
+    Retry,
+    TemplateError,
     TransientDeliveryError,
     UnknownJobError,
 )
@@ -21,6 +23,7 @@ from envoi.queue import (
     JobName,
     QueueService,
 )
+from envoi.queue.jobs import job
 from envoi.runtime import Envoi
 from envoi.sync_client import SyncClient
 
@@ -42,9 +45,12 @@ __all__ = [
     "PermanentDeliveryError",
     "QueueService",
     "QueueUnavailableError",
+    "Retry",
     "Settings",
     "SyncClient",
+    "TemplateError",
     "TransientDeliveryError",
     "UnknownJobError",
+    "job",
     "load_settings",
 ]

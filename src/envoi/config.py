@@ -24,6 +24,8 @@ from pydantic import (
     AliasChoices,
     AnyHttpUrl,
     AnyUrl,
+    DirectoryPath,
+    EmailStr,
     Field,
     PrivateAttr,
     SecretStr,
@@ -52,6 +54,10 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2).lower()])
     return value
+
+
+#: A dotted module path, as `import` takes it.
+_MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class SmtpSecurity(StrEnum):
@@ -191,6 +197,9 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     #: How long the worker blocks on Redis waiting for a job (bullmq's drainDelay), seconds.
     worker_drain_delay_s: float = Field(4, gt=0, le=10)
+    #: Modules declaring the application's jobs (`@job`), imported by `envoi worker` and `envoi api`:
+    #: "myapp.jobs,other.module" (NoDecode: a comma-separated list, not JSON).
+    envoi_jobs: Annotated[tuple[str, ...], NoDecode] = ()
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
@@ -245,6 +254,16 @@ class Settings(BaseSettings):
     frontend_url: str = "http://localhost:3000"
     #: How long a SENDING ledger row belongs to the worker that claimed it.
     delivery_lease_s: float = Field(300, gt=0)
+    #: A folder whose files replace the built-in templates of the same relative name (`en/verification.html`).
+    templates_dir: DirectoryPath | None = None
+    #: The product's name in every message; EMAIL_FROM's display name when unset, else "envoi".
+    brand_name: str | None = Field(None, min_length=1, max_length=100)
+    brand_url: AnyHttpUrl | None = None
+    brand_logo_url: AnyHttpUrl | None = None
+    support_email: EmailStr | None = None
+    #: Lifetimes stated in the messages (the product enforces them; envoi only prints them).
+    verification_code_ttl_min: int = Field(15, ge=1, le=7 * 24 * 60)
+    invitation_ttl_days: int = Field(7, ge=1, le=365)
 
     # --- dead letters ----------------------------------------------------------------------------
     dlq_reconcile_interval_s: float = Field(60, gt=0)
@@ -332,6 +351,20 @@ class Settings(BaseSettings):
         return value
 
     # URL validators never quote the value: it may carry a password.
+    @field_validator("envoi_jobs", mode="before")
+    @classmethod
+    def _module_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            value = tuple(part for part in value if part)
+            bad = [part for part in value if not isinstance(part, str) or not _MODULE_PATH.match(part)]
+            if bad:
+                raise ValueError(
+                    f"not a module path: {', '.join(map(repr, bad))} (expected myapp.jobs,other.module)"
+                )
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:

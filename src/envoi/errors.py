@@ -8,7 +8,10 @@
     │                                  (`envoi.webhooks.verify`, for the caller's receivers)
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
-    │   └── InvalidJobDataError        the data fails validation (the message names the field)
+    │   ├── InvalidJobDataError        the data fails validation (the message names the field)
+    │   └── TemplateError              a message template failed to render (names the template and line)
+    ├── Retry                          raised by a handler: try again after `after` seconds (spends an
+    │                                  attempt; on the last one the job is dead-lettered)
     └── DeliveryError                  a channel failed to deliver
         ├── TransientDeliveryError     timeouts, refused connections, SMTP 4xx, HTTP 429/5xx: retry,
         │                              after `retry_after` seconds when the provider said so
@@ -20,6 +23,8 @@ have burned the job's attempts on the first try.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 __all__ = [
     "ConfigError",
     "DeliveryError",
@@ -28,6 +33,8 @@ __all__ = [
     "JobError",
     "PermanentDeliveryError",
     "QueueUnavailableError",
+    "Retry",
+    "TemplateError",
     "TransientDeliveryError",
     "UnknownJobError",
     "WebhookVerificationError",
@@ -71,6 +78,35 @@ class InvalidJobDataError(JobError):
         super().__init__(f"Invalid data for {job_name}: {detail}")
         self.job_name = job_name
         self.fields = fields
+
+
+class TemplateError(JobError):
+    """A message template failed to render. `template` is its name (`en/verification.html`), `line` the
+    line in it when known; the message says both, and whether the file came from TEMPLATES_DIR."""
+
+    def __init__(self, template: str, line: int | None, reason: str, *, overridden: bool = False) -> None:
+        where = f"{template}{' (TEMPLATES_DIR)' if overridden else ''}"
+        at = f", line {line}" if line is not None else ""
+        super().__init__(f"Template {where} failed to render{at}: {reason}")
+        self.template = template
+        self.line = line
+        self.overridden = overridden
+
+
+class Retry(EnvoiError):
+    """Raised by a handler to have its job tried again `after` seconds from now (a number or a timedelta),
+    instead of after its backoff: "the partner said 429, come back in 30 s".
+
+    It spends an attempt, like any failure: raised on the last one, the job fails for good (a dead letter).
+    A job run inline (no Redis) has one attempt, so a Retry there is a dead letter at once.
+    """
+
+    def __init__(self, after: float | timedelta, reason: str = "") -> None:
+        seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"Retry(after=...) must be a finite delay >= 0, not {after!r}")
+        super().__init__(f"Retry in {seconds:g}s" + (f": {reason}" if reason else ""))
+        self.after = seconds
 
 
 class DeliveryError(EnvoiError):

@@ -5,14 +5,22 @@ arguments; nothing below it imports it. The doors (the HTTP API, the CLI, the wo
 `SyncClient`) take an `Envoi` and use its services.
 
     settings ─► Database ─────────────┬─► DeliveryLedger ─► NotificationHandlers ─► registry
+             │                         │                       the application's @job jobs ─┘
              └► QueueService(registry, recorders) ─► NotificationsService
                      │                 └─► FailedJobService (dead letters)
                      └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter
+
+The application's own jobs (`@job`, `envoi.queue.jobs.DECLARED_JOBS`) are declared by importing their
+modules; the doors do that first (`import_job_modules`, from ENVOI_JOBS and `--jobs`), then build `Envoi`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -26,22 +34,44 @@ from envoi.dead_letters.reconciler import Reconciler
 from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.dead_letters.service import FailedJobService
 from envoi.deliveries import DeliveryLedger
+from envoi.errors import ConfigError
 from envoi.events import EventBus
 from envoi.notifications.handlers import NotificationHandlers
 from envoi.notifications.service import NotificationsService
-from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
+from envoi.queue.jobs import DECLARED_JOBS, FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
 from envoi.webhooks.delivery import WebhookDelivery
 from envoi.webhooks.safety import webhook_client
 from envoi.webhooks.service import WebhookEndpointService
 
+log = logging.getLogger("envoi")
+
 Companion = Callable[[], Coroutine[Any, Any, None]]
+
+
+def import_job_modules(modules: Iterable[str]) -> list[str]:
+    """Import the modules that declare the application's jobs (`@job`); returns the job names declared.
+
+    The working directory goes first on `sys.path`, as uvicorn and celery do: `envoi worker --jobs
+    myapp.jobs` run from the application's folder finds `myapp`. Any failure to import is one
+    `ConfigError` line naming the module (the doors exit 2 with it).
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ConfigError(f"Cannot import job module {module!r} (ENVOI_JOBS, --jobs): {reason}") from exc
+    return sorted(DECLARED_JOBS)
 
 
 class Envoi:
     """`registry=None` registers envoi's own handlers (the notification jobs) over the channels that
-    `channels(db)` builds (from the settings when None; `envoi.testing` builds recording ones); tests
-    pass a registry of their own when the handlers are not what they test."""
+    `channels(db)` builds (from the settings when None; `envoi.testing` builds recording ones), and the
+    application's jobs declared so far with `@job`; tests pass a registry of their own when the handlers
+    are not what they test."""
 
     def __init__(
         self,
@@ -80,6 +110,24 @@ class Envoi:
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
             self.events.subscribe(self.webhooks.publish)
+            self._register_declared_jobs()
+
+    def _register_declared_jobs(self) -> None:
+        for definition in DECLARED_JOBS.values():
+            self.registry.register(
+                definition.name, definition.handler, model=definition.model, queue=definition.queue
+            )
+        if DECLARED_JOBS:
+            log.info("Application jobs registered: %s", ", ".join(sorted(DECLARED_JOBS)))
+        # ENVOI_JOBS is imported by the doors (`envoi worker`, `envoi api`): say so when a program that
+        # builds `Envoi` itself has not imported a module it names.
+        missing = [module for module in self.settings.envoi_jobs if module not in sys.modules]
+        if missing:
+            log.warning(
+                "ENVOI_JOBS names %s, not imported in this process: its jobs are not registered "
+                "(import it before building Envoi, or call envoi.runtime.import_job_modules)",
+                ", ".join(missing),
+            )
 
     def worker_companions(self, queues: Sequence[str]) -> list[Companion]:
         """What runs beside a worker serving `queues`, until it stops."""

@@ -1,7 +1,9 @@
 """The worker process: a bullmq `Worker` per queue whose processor looks the job name up in the registry.
 
-Retry versus dead letter is decided by the error class (`envoi.errors.is_permanent`): a permanent error
-becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its attempts.
+Retry versus dead letter is decided by the error class (`envoi.errors.is_permanent`), in `_processor`: a
+permanent error becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its
+attempts; anything else is retried after its backoff, or after the delay it asks for (`envoi.Retry`, a
+provider's Retry-After), until its attempts are spent.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bullmq import UnrecoverableError
 from bullmq import Worker as BullWorker
 
 from envoi import metrics
-from envoi.errors import QueueUnavailableError, TransientDeliveryError, is_permanent
+from envoi.errors import QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
 from envoi.queue.failures import final_failure, is_final_failure
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
@@ -52,6 +54,16 @@ async def _check_server(queue: QueueService) -> None:
         await queue.server.log_warnings()
     except QueueUnavailableError as exc:
         log.warning("Could not check the Redis server's settings: %s", exc)
+
+
+def _plan_retry(job: Any, exc: Exception) -> None:
+    """When a job that raised a retryable error runs again: after exactly the delay a handler asked for
+    with `envoi.Retry(after=...)`, after a provider's Retry-After when longer than the backoff, else after
+    the backoff. (Same mechanism as `_stretch_backoff`: this one retry only.)"""
+    if isinstance(exc, Retry):
+        job.opts = {**job.opts, "backoff": {"type": "fixed", "delay": round(exc.after * 1000)}}
+    elif isinstance(exc, TransientDeliveryError) and exc.retry_after:
+        _stretch_backoff(job, exc.retry_after)
 
 
 class Worker:
@@ -143,8 +155,7 @@ class Worker:
             except Exception as exc:
                 if is_permanent(exc):
                     raise UnrecoverableError(str(exc)) from exc
-                if isinstance(exc, TransientDeliveryError) and exc.retry_after:
-                    _stretch_backoff(job, exc.retry_after)
+                _plan_retry(job, exc)
                 raise
             finally:
                 metrics.JOB_DURATION.labels(queue, job.name).observe(time.perf_counter() - started)

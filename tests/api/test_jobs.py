@@ -73,8 +73,15 @@ async def test_invalid_data_is_422_with_field_path(
     assert await waiting_jobs(api) == 0
 
 
-async def test_unknown_job_name_is_422(api: Api) -> None:
+async def test_unknown_job_name_is_404(api: Api) -> None:
     response = await api.client.post("/v1/jobs/SEND_PIGEON", json=SMS)
+    assert response.status_code == 404
+    assert response.json()["detail"] == "No job named 'SEND_PIGEON'"
+    assert await waiting_jobs(api) == 0
+
+
+async def test_a_job_name_that_cannot_be_one_is_422_naming_it(api: Api) -> None:
+    response = await api.client.post("/v1/jobs/SEND%20PIGEON", json=SMS)
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == "jobName"
 

@@ -53,8 +53,8 @@ async def one_message(smtp_sink: SmtpSink) -> ReceivedMessage:
 @pytest.mark.parametrize(
     ("locale", "subject", "greeting"),
     [
-        ("fr", "Vérifiez votre adresse email - envoi", "Bienvenue sur envoi, Léa !"),
-        ("en", "Verify your email address - envoi", "Welcome to envoi, Léa!"),
+        ("fr", "envoi : vérifiez votre adresse e-mail", "Bienvenue sur envoi, Léa !"),
+        ("en", "envoi: verify your email address", "Welcome to envoi, Léa!"),
     ],
 )
 async def test_verification_email_is_delivered(
@@ -102,7 +102,7 @@ async def test_invitation_and_abandon_recovery_are_delivered(
     invitation = by_rcpt["sam@example.com"]
     assert invitation.message["Subject"] == "Join Acme on envoi"
     assert invitation.text is not None
-    assert "Jane Doe invited you to join the organization Acme on envoi as closer." in invitation.text
+    assert "Jane Doe invited you to join Acme on envoi as a closer." in invitation.text
     assert "http://localhost:3000/invite/tok%2F123" in invitation.text
     recovery = by_rcpt["max@example.com"]
     assert recovery.message["Subject"] == "Vous n'avez pas terminé votre demande"
@@ -120,8 +120,8 @@ async def test_confirmation_sends_email_with_invitation_sms_and_whatsapp(
 
     message = await one_message(smtp_sink)
     assert message.rcpt_tos == [LEAD_EMAIL]
-    assert str(message.message["Subject"]).startswith("RDV confirmé le ")
-    assert message.html is not None and "https://meet.example.com/abc-defg" in message.html, "within 48 h"
+    assert str(message.message["Subject"]).startswith("Rendez-vous confirmé le ")
+    assert message.html is not None and "https://meet.example.com/abc-defg" in message.html
     assert message.text is not None and "Jane Doe" in message.text and "45 minutes" in message.text
     [attachment] = message.attachments
     assert attachment.get_content_type() == "text/calendar"
@@ -146,17 +146,22 @@ async def test_confirmation_sends_email_with_invitation_sms_and_whatsapp(
     assert "J'ai hâte de vous parler" in followup.data["message"]
 
 
-async def test_confirmation_beyond_48_hours_hides_the_video_link(
+async def test_the_video_link_is_in_the_body_and_the_ics_whatever_the_delay(
     queued: NotificationsService, smtp_sink: SmtpSink, twilio_server: TwilioServer
 ) -> None:
+    """One rule (docs/templates.md): an appointment with a visioUrl shows it in every message and in the
+    calendar entry, four days ahead as four hours ahead."""
     appointment = make_appointment(starts_in=timedelta(days=4), locale="en")
     await queued.send_appointment_confirmation(appointment=appointment)
     message = await one_message(smtp_sink)
     assert str(message.message["Subject"]).startswith("Appointment confirmed for ")
-    assert message.html is not None and "meet.example.com" not in message.html
-    # The calendar entry keeps it: that is where the lead looks at meeting time.
+    assert message.html is not None and 'href="https://meet.example.com/abc-defg"' in message.html
+    assert message.text is not None and "Video call: https://meet.example.com/abc-defg" in message.text
     [event] = Calendar.from_ical(message.attachments[0].get_content()).walk("VEVENT")
     assert str(event["LOCATION"]) == "https://meet.example.com/abc-defg"
+    assert "Video call: https://meet.example.com/abc-defg" in str(event["DESCRIPTION"])
+    sms = await eventually(lambda: received(twilio_server.messages, 2), message="SMS and WhatsApp")
+    assert all("https://meet.example.com/abc-defg" in m["Body"] for m in sms)
 
 
 async def test_a_reminder_due_in_two_seconds_is_delivered(
@@ -220,7 +225,7 @@ async def test_flows_deliver_inline_without_a_queue(
     assert (verification.mode, verification.succeeded) == ("sync", True)
     # Delivered before the call returned: nothing to wait for.
     [message] = smtp_sink.messages
-    assert message.message["Subject"] == "Vérifiez votre adresse email - envoi"
+    assert message.message["Subject"] == "envoi : vérifiez votre adresse e-mail"
 
     results = await service.send_appointment_confirmation(appointment=make_appointment())
     outcome = [(r.job_name, r.succeeded) for r in results]

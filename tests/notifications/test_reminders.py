@@ -71,7 +71,7 @@ async def test_day_and_hour_reminders_by_email_and_sms(service: NotificationsSer
 
     day = parse_job(jobs["reminder:apt-1:day"].name, jobs["reminder:apt-1:day"].data)
     assert isinstance(day, SendEmailJob)
-    assert day.to == LEAD_EMAIL and day.subject.startswith("Rappel : RDV demain à ")
+    assert day.to == LEAD_EMAIL and day.subject.startswith("Rappel : rendez-vous demain à ")
     assert "https://meet.example.com/abc-defg" in day.html
     assert day.metadata is not None
     assert day.metadata.appointment_id == "apt-1" and day.metadata.template_key == "reminder_day"
@@ -158,4 +158,5 @@ async def test_english_reminder_in_the_leads_time_zone(service: NotificationsSer
     job = (await delayed_jobs(service))["reminder:apt-1:day"]
     local = appointment.scheduled_at.astimezone(ZoneInfo("America/New_York"))
     expected = local.strftime("%-I:%M") + " " + local.strftime("%p")
-    assert job.data["subject"] == f"Reminder: appointment tomorrow at {expected}"
+    offset = int(local.utcoffset().total_seconds() // 3600)  # type: ignore[union-attr]
+    assert job.data["subject"] == f"Reminder: appointment tomorrow at {expected} (UTC{offset})"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from babel.dates import format_date
 
-from envoi.notifications.rendering import TEMPLATES_DIR, Renderer
+from envoi.notifications.rendering import BUILTIN_TEMPLATES, Renderer
 
 STARTS_AT = datetime(2026, 3, 12, 13, 30, tzinfo=UTC)  # 14:30 in Paris, 09:30 in New York
 EMAILS = (
@@ -55,7 +55,7 @@ def relative(directory: Path) -> set[str]:
 
 
 def test_every_template_exists_in_every_locale() -> None:
-    fr, en = relative(TEMPLATES_DIR / "fr"), relative(TEMPLATES_DIR / "en")
+    fr, en = relative(BUILTIN_TEMPLATES / "fr"), relative(BUILTIN_TEMPLATES / "en")
     assert fr == en
     for name in EMAILS:
         assert {f"{name}.subject.txt", f"{name}.html", f"{name}.txt"} <= fr
@@ -82,11 +82,12 @@ def test_every_text_message_renders_in_both_locales(template: str, locale: str) 
 def test_dates_follow_the_locale_and_the_time_zone() -> None:
     renderer = Renderer(default_timezone="Europe/Paris")
     fr = renderer.render("appointment_confirmation", "fr", **CONTEXT)
-    assert fr.subject == "RDV confirmé le 12 mars 2026 à 14:30"
-    assert "jeudi 12 mars 2026 à 14:30" in fr.text
+    assert fr.subject == "Rendez-vous confirmé le 12 mars 2026 à 14:30 (UTC+1)"
+    assert "jeudi 12 mars 2026 à 14:30 (heure normale d\u2019Europe centrale)" in fr.text
     en = renderer.render("appointment_confirmation", "en", **{**CONTEXT, "timezone": "America/New_York"})
-    assert en.subject == "Appointment confirmed for March 12, 2026 at 9:30 AM"  # folded to plain spaces
-    assert "Thursday, March 12, 2026 at 9:30\u202fAM" in en.text
+    # New York is on summer time from March 8, 2026; the subject is folded to plain spaces.
+    assert en.subject == "Appointment confirmed for March 12, 2026 at 9:30 AM (UTC-4)"
+    assert "Thursday, March 12, 2026 at 9:30\u202fAM (Eastern Daylight Time)" in en.text
 
 
 def test_the_local_date_is_used_not_the_utc_one() -> None:

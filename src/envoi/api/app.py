@@ -21,10 +21,11 @@ from envoi.api.middleware import (
     NulGuardMiddleware,
 )
 from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhook_endpoints, webhooks
-from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
+from envoi.api.routes.jobs import JOB_PATH, job_schemas, known_jobs
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
 from envoi.errors import ConfigError, QueueUnavailableError
+from envoi.queue.jobs import HandlerRegistry
 from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.api")
@@ -86,8 +87,9 @@ def _include_routers(app: FastAPI) -> None:
 
 
 def _document(app: FastAPI) -> None:
-    """Two corrections to the generated OpenAPI document: the job models the raw-job body refers to are
-    added, and FastAPI's default 422 schema is replaced by the shape `envoi.api.errors` answers with."""
+    """Corrections to the generated OpenAPI document: the raw-job route lists every job this API knows
+    (envoi's and the application's, read from the runtime's registry) with their models, and FastAPI's
+    default 422 schema is replaced by the shape `envoi.api.errors` answers with."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -97,7 +99,17 @@ def _document(app: FastAPI) -> None:
             )
             schema = json.loads(text)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(JOB_SCHEMA_DEFS)
+            runtime: Envoi | None = getattr(app.state, "envoi", None)
+            jobs = known_jobs(runtime.registry) if runtime is not None else known_jobs(HandlerRegistry())
+            refs, defs = job_schemas(model for model in jobs.values() if model is not None)
+            if None in jobs.values():
+                refs.append({"type": "object", "description": "The data of a job declared without a model"})
+            components.update(defs)
+            operation = schema["paths"][f"/v1{JOB_PATH}"]["post"]
+            operation["requestBody"]["content"]["application/json"]["schema"] = {"anyOf": refs}
+            for parameter in operation["parameters"]:
+                if parameter["name"] == "jobName":
+                    parameter["schema"]["enum"] = list(jobs)
             # ValidationProblem is there already: the raw-job route declares it.
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)

@@ -4,10 +4,15 @@
 
 A path can hold a key the caller sent (a metadata key with a lone surrogate, say): the answer is made
 encodable (`json_safe`) so that a refusal never turns into a 500.
+
+A message template that fails to render while a flow is enqueued (a broken TEMPLATES_DIR override) is the
+server's fault, not the request's: a 500 that names the template and the line, so that whoever calls
+can tell the operator what to fix. Nothing of the flow was enqueued.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,8 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from envoi.errors import InvalidJobDataError, UnknownJobError
+from envoi.errors import InvalidJobDataError, TemplateError, UnknownJobError
 from envoi.validation import json_safe
+
+log = logging.getLogger("envoi.api")
 
 
 def _path(loc: Sequence[Any]) -> str:
@@ -61,6 +68,14 @@ async def _unknown_job(_request: Request, exc: Exception) -> JSONResponse:
     return invalid([{"in": "path", "path": "jobName", "reason": f"unknown job name {exc.job_name!r}"}])
 
 
+async def _template(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TemplateError)
+    log.error("%s", exc)
+    return JSONResponse(
+        status_code=500, content={"detail": str(exc), "template": exc.template, "line": exc.line}
+    )
+
+
 async def _pydantic(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError)
     return from_pydantic(exc)
@@ -70,4 +85,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidJobDataError, _invalid_job_data)
     app.add_exception_handler(UnknownJobError, _unknown_job)
+    app.add_exception_handler(TemplateError, _template)
     app.add_exception_handler(ValidationError, _pydantic)

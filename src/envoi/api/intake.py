@@ -35,16 +35,37 @@ async def submit_job(
     job: JobPayload,
     idempotency_key: str | None,
 ) -> Submission:
-    """Enqueue `job`, once per Idempotency-Key: a repeated key answers the first request's job id."""
+    """Enqueue a notification job built through its model, once per Idempotency-Key."""
+    return await submit(
+        queue,
+        keys,
+        queue_name=NOTIFICATIONS_QUEUE,
+        job_name=job.JOB_NAME,
+        data=job.wire(),
+        idempotency_key=idempotency_key,
+    )
+
+
+async def submit(
+    queue: QueueService,
+    keys: IdempotencyKeys,
+    *,
+    queue_name: str,
+    job_name: str,
+    data: dict[str, Any],
+    idempotency_key: str | None,
+) -> Submission:
+    """Enqueue a job (validated by `enqueue` when its name has a model), once per Idempotency-Key: a
+    repeated key answers the first request's job id."""
     job_id = new_id()
     if idempotency_key is not None:
-        claim = await keys.claim(job.JOB_NAME, idempotency_key, job_id)
+        claim = await keys.claim(job_name, idempotency_key, job_id)
         if claim.outcome == "seen":
             return Submission(job_id=claim.job_id, mode=None)
     try:
-        result = await queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)
+        result = await queue.enqueue(queue_name, job_name, data, job_id=job_id)
     except BaseException:
         if idempotency_key is not None:
-            await keys.release(job.JOB_NAME, idempotency_key)
+            await keys.release(job_name, idempotency_key)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)

@@ -267,3 +267,11 @@ class WebhookAttemptList(Camel):
 class WebhookEventQueued(Camel):
     event_id: str
     job_ids: list[str]
+
+
+class TemplateProblem(Problem):
+    """500: a message template (a TEMPLATES_DIR override, most often) failed to render; nothing of the
+    flow was enqueued."""
+
+    template: str
+    line: int | None

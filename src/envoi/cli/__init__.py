@@ -5,6 +5,7 @@
 - `dlq`: `envoi dlq list|show|retry|delete|stats`, with `output` for its tables, JSON and progress bars;
 - `webhooks`: `envoi webhooks list|create|update|delete|rotate-secret|test|attempts`;
 - `imports`: `envoi import-failed-jobs` (the original NestJS system's dead letters);
+- `templates`: `envoi templates list|preview FLOW` (the messages and TEMPLATES_DIR's overrides);
 - `common`: logging set-up, `settings_or_exit` and the exit codes: 0 ok, 1 failure, 2 usage/config.
 """
 
@@ -14,7 +15,7 @@ import sys
 
 import typer
 
-from envoi.cli import dev, dlq, imports, serve, webhooks
+from envoi.cli import dev, dlq, imports, serve, templates, webhooks
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
 from envoi.errors import ConfigError
 
@@ -23,6 +24,7 @@ __all__ = ["app", "configure_logging", "main", "settings_or_exit"]
 app = typer.Typer(help="envoi: background delivery of email, SMS, WhatsApp and in-app notifications.")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(templates.app, name="templates")
 app.command()(serve.migrate)
 app.command()(serve.worker)
 app.command()(serve.api)

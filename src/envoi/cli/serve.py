@@ -11,9 +11,11 @@ import typer
 from prometheus_client import start_http_server
 
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
+from envoi.config import Settings
 from envoi.db.migrate import pending_message, upgrade
+from envoi.errors import ConfigError
 from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
-from envoi.runtime import Envoi
+from envoi.runtime import Envoi, import_job_modules
 from envoi.worker import Worker
 
 log = logging.getLogger("envoi")
@@ -27,9 +29,32 @@ def migrate() -> None:
     typer.echo("Database is up to date.")
 
 
+JobsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--jobs",
+        help="Module declaring your @job jobs, e.g. myapp.jobs (repeatable or comma-separated; adds to ENVOI_JOBS)",
+    ),
+]
+
+
+def import_jobs_or_exit(settings: Settings, jobs: list[str] | None) -> None:
+    """Import ENVOI_JOBS and --jobs before anything is built, so that `Envoi` registers their @job jobs;
+    a module that fails to import is one line and exit 2."""
+    given = [part.strip() for option in jobs or () for part in option.split(",") if part.strip()]
+    try:
+        declared = import_job_modules(dict.fromkeys([*settings.envoi_jobs, *given]))
+    except ConfigError as exc:
+        typer.echo(f"envoi: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if declared:
+        log.info("Application jobs: %s", ", ".join(declared))
+
+
 def worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once")] = None,
     queue: Annotated[list[str] | None, typer.Option(help="Queue to work (repeatable)")] = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish)."""
     configure_logging()
@@ -42,6 +67,7 @@ def worker(
     if not settings.queue_enabled:
         typer.echo("envoi: QUEUE_ENABLED=false: there is no queue to work (jobs run inline)", err=True)
         raise typer.Exit(EXIT_USAGE)
+    import_jobs_or_exit(settings, jobs)
 
     if settings.worker_metrics_port:
         # The worker's counters live in its own process: it serves them itself (the API's /metrics
@@ -66,8 +92,9 @@ def worker(
 def api(
     host: Annotated[str | None, typer.Option(help="Address to bind (ENVOI_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ENVOI_PORT)")] = None,
+    jobs: JobsOption = None,
 ) -> None:
-    """Serve the HTTP API. It enqueues and reads; it never processes jobs."""
+    """Serve the HTTP API. It enqueues and reads; it never processes jobs (except inline, Redis down)."""
     # Imported here, not at the top: uvicorn, FastAPI and every route are heavy, and the other commands
     # (a worker above all, which runs for days) have no use for them.
     import uvicorn
@@ -98,6 +125,7 @@ def api(
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
+    import_jobs_or_exit(settings, jobs)
     try:
         behind = pending_message(settings.database_url, schema=settings.database_schema)
     except Exception as exc:

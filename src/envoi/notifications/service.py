@@ -1,7 +1,8 @@
 """`NotificationsService`: the product's flows (verification, invitation, appointment confirmation and
 reminders, abandon recovery, in-app) turned into notification jobs.
 
-Each message is rendered here, in the recipient's locale and time zone, built through its job model
+Each message is rendered here, in the recipient's locale and time zone (a template that fails to render
+is a `TemplateError` for the caller, before anything of the flow is enqueued), built through its job model
 (validated at the call) and enqueued with a deterministic idempotency key (the ledger sends it once)
 which is also its bullmq job id (a second `add` while the first job waits is ignored). Keys hold no
 address or token in clear: job ids end up in Redis keys and log lines. Whether a job goes through Redis
@@ -14,7 +15,6 @@ import asyncio
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -43,12 +43,6 @@ from envoi.queue.base import EnqueueResult
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
 
-#: The original product's lifetimes, stated in the messages.
-VERIFICATION_EXPIRES_MINUTES = 15
-INVITATION_EXPIRES_DAYS = 7
-#: The confirmation shows the video link only this close to the start, as the original did.
-VISIO_LINK_WINDOW = timedelta(hours=48)
-
 
 def digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
@@ -66,22 +60,18 @@ class NotificationsService:
     def __init__(self, *, settings: Settings, queue: QueueService) -> None:
         self.settings = settings
         self.queue = queue
-        self.renderer = Renderer(default_timezone=self.settings.default_timezone)
-        #: The sender's display name ("Acme <no-reply@acme.test>") names the product in messages.
-        self.brand = parseaddr(self.settings.email_from)[0] or "envoi"
+        #: Brand (BRAND_NAME, else EMAIL_FROM's display name), TEMPLATES_DIR overrides, default time zone.
+        self.renderer = Renderer.from_settings(settings)
+        self.brand = self.renderer.brand.name
         self.frontend_url = self.settings.frontend_url.rstrip("/")
 
     # --- building blocks ---------------------------------------------------------------------------
 
     def _render(self, template: str, locale: str | None, **context: Any) -> Rendered:
-        return self.renderer.render(
-            template, locale or self.settings.default_locale, brand=self.brand, **context
-        )
+        return self.renderer.render(template, locale or self.settings.default_locale, **context)
 
     def _render_text(self, template: str, locale: str | None, **context: Any) -> str:
-        return self.renderer.render_text(
-            template, locale or self.settings.default_locale, brand=self.brand, **context
-        )
+        return self.renderer.render_text(template, locale or self.settings.default_locale, **context)
 
     async def _send_email(
         self,
@@ -134,7 +124,7 @@ class NotificationsService:
             locale,
             first_name=first_name,
             code=verification_token,
-            expires_minutes=VERIFICATION_EXPIRES_MINUTES,
+            expires_minutes=self.settings.verification_code_ttl_min,
         )
         key = f"verification:{digest(email.lower(), verification_token)}"
         return [await self._send_email(email, message, key=key, template="verification")]
@@ -156,7 +146,7 @@ class NotificationsService:
             inviter_name=inviter_name,
             role=role,
             invite_url=f"{self.frontend_url}/invite/{quote(invitation_token, safe='')}",
-            expires_days=INVITATION_EXPIRES_DAYS,
+            expires_days=self.settings.invitation_ttl_days,
         )
         key = f"invitation:{digest(email.lower(), invitation_token)}"
         return [await self._send_email(email, message, key=key, template="invitation")]
@@ -187,20 +177,10 @@ class NotificationsService:
 
     # --- appointments ------------------------------------------------------------------------------
 
-    def _appointment_context(self, appointment: Appointment, *, show_visio: bool = True) -> dict[str, Any]:
-        closer = appointment.closer
-        return {
-            "timezone": appointment.timezone or self.settings.default_timezone,
-            "first_name": appointment.lead.first_name,
-            "closer_name": closer.full_name,
-            "closer_email": closer.email,
-            "closer_phone": closer.phone,
-            "starts_at": appointment.scheduled_at,
-            "duration_minutes": appointment.duration_minutes,
-            "visio_url": str(appointment.visio_url) if appointment.visio_url and show_visio else None,
-            "confirm_url": f"{self.frontend_url}/appointments/{appointment.appointment_id}/confirm",
-            "reschedule_url": f"{self.frontend_url}/appointments/{appointment.appointment_id}/reschedule",
-        }
+    def _appointment_context(self, appointment: Appointment) -> dict[str, Any]:
+        return appointment_context(
+            appointment, default_timezone=self.settings.default_timezone, frontend_url=self.frontend_url
+        )
 
     def _invitation_attachment(self, appointment: Appointment) -> Attachment:
         context = self._appointment_context(appointment)
@@ -218,58 +198,62 @@ class NotificationsService:
 
     async def send_appointment_confirmation(self, *, appointment: Appointment) -> list[EnqueueResult]:
         """Email with the .ics invitation; SMS and WhatsApp when enabled and the lead has a phone; the
-        WhatsApp follow-up as a job delayed by 10 minutes (it outlives a restart, unlike a timer)."""
+        WhatsApp follow-up as a job delayed by 10 minutes (it outlives a restart, unlike a timer). Every
+        message is rendered before the first is enqueued: a broken template enqueues nothing."""
         now = datetime.now(UTC)
         a, lead, locale = appointment, appointment.lead, appointment.locale
-        context = self._appointment_context(a, show_visio=a.scheduled_at - now < VISIO_LINK_WINDOW)
+        phone = lead.phone or ""
+        context = self._appointment_context(a)
         meta = {"appointmentId": a.appointment_id}
         at = stamp(a.scheduled_at)
 
         def key(channel: str) -> str:
             return f"appointment-confirmation:{a.appointment_id}:{channel}:{at}"
 
+        email = self._render("appointment_confirmation", locale, **context)
+        attachment = self._invitation_attachment(a)
+        channels: list[tuple[type[SendSmsJob | SendWhatsAppJob], str]] = []
+        if phone and self.settings.sms_enabled:
+            channels.append((SendSmsJob, "sms"))
+        if phone and self.settings.whatsapp_enabled:
+            channels.append((SendWhatsAppJob, "whatsapp"))
+        texts = [
+            (model, channel, self._render_text(f"appointment_confirmation_{channel}", locale, **context))
+            for model, channel in channels
+        ]
+        followup = None
+        if phone and self.settings.whatsapp_enabled and a.scheduled_at - now > FOLLOWUP_DELAY:
+            followup = self._render_text("appointment_followup_whatsapp", locale, **context)
+
         results = [
             await self._send_email(
                 lead.email,
-                self._render("appointment_confirmation", locale, **context),
+                email,
                 key=key("email"),
                 template="appointment_confirmation",
-                attachments=[self._invitation_attachment(a)],
+                attachments=[attachment],
                 metadata=meta,
             )
         ]
-        if lead.phone and self.settings.sms_enabled:
-            sms = self._render_text("appointment_confirmation_sms", locale, **context)
+        for model, channel, message in texts:
             results.append(
                 await self._send_text(
-                    SendSmsJob,
-                    lead.phone,
-                    sms,
-                    key=key("sms"),
-                    template="appointment_confirmation_sms",
+                    model,
+                    phone,
+                    message,
+                    key=key(channel),
+                    template=f"appointment_confirmation_{channel}",
                     metadata=meta,
                 )
             )
-        if lead.phone and self.settings.whatsapp_enabled:
-            whatsapp = self._render_text("appointment_confirmation_whatsapp", locale, **context)
-            results.append(
-                await self._send_text(
-                    SendWhatsAppJob,
-                    lead.phone,
-                    whatsapp,
-                    key=key("whatsapp"),
-                    template="appointment_confirmation_whatsapp",
-                    metadata=meta,
-                )
-            )
+        if phone and self.settings.whatsapp_enabled:
             # Re-confirming a moved appointment replaces a follow-up that still waits.
             await self._remove([followup_job_id(a.appointment_id)])
-            if a.scheduled_at - now > FOLLOWUP_DELAY:
-                followup = self._render_text("appointment_followup_whatsapp", locale, **context)
+            if followup is not None:
                 results.append(
                     await self._send_text(
                         SendWhatsAppJob,
-                        lead.phone,
+                        phone,
                         followup,
                         key=f"followup:{a.appointment_id}:whatsapp:{at}",
                         template="appointment_followup_whatsapp",
@@ -326,6 +310,26 @@ class NotificationsService:
         not get "looking forward to talking with you" either). Idempotent; a job already running is
         left to finish (bullmq does not remove a locked job)."""
         await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
+
+
+def appointment_context(
+    appointment: Appointment, *, default_timezone: str, frontend_url: str
+) -> dict[str, Any]:
+    """What every appointment template receives (docs/templates.md). The video link, when the appointment
+    has one, is in every message and in the .ics alike: one rule, whatever the delay before the start."""
+    closer = appointment.closer
+    return {
+        "timezone": appointment.timezone or default_timezone,
+        "first_name": appointment.lead.first_name,
+        "closer_name": closer.full_name,
+        "closer_email": closer.email,
+        "closer_phone": closer.phone,
+        "starts_at": appointment.scheduled_at,
+        "duration_minutes": appointment.duration_minutes,
+        "visio_url": str(appointment.visio_url) if appointment.visio_url else None,
+        "confirm_url": f"{frontend_url}/appointments/{appointment.appointment_id}/confirm",
+        "reschedule_url": f"{frontend_url}/appointments/{appointment.appointment_id}/reschedule",
+    }
 
 
 def _metadata(extra: dict[str, Any] | None, *, template: str, key: str) -> JobMetadata:

@@ -1,5 +1,6 @@
-"""What a handler sees (`JobContext`), the registry that maps job names to handlers and their models, and
-the record of a final failure handed to whoever keeps dead letters.
+"""What a handler sees (`JobContext`), the registry that maps job names to handlers and their models, the
+`@job` decorator that declares an application's own jobs, and the record of a final failure handed to
+whoever keeps dead letters.
 
 A job's data is parsed once, by the registry: a handler registered with a pydantic model receives the
 parsed model, and `QueueService.enqueue()` validates the data of a known job at the call, so a typo is an
@@ -9,6 +10,7 @@ parsed model, and `QueueService.enqueue()` validates the data of a known job at 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -16,11 +18,14 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from envoi.errors import InvalidJobDataError, UnknownJobError
+from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES, JobName
 
 log = logging.getLogger("envoi.jobs")
 
 Mode = Literal["queued", "sync"]
 M = TypeVar("M", bound=BaseModel)
+#: A job name as it goes in a URL (`POST /v1/jobs/{jobName}`) and a bullmq key.
+JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,8 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
 class Registration:
     handler: Handler
     model: type[BaseModel] | None
+    #: Where the HTTP API (`POST /v1/jobs/{jobName}`) enqueues the job.
+    queue: str = NOTIFICATIONS_QUEUE
 
 
 class HandlerRegistry:
@@ -91,10 +98,17 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, Registration] = {}
 
-    def register(self, name: str, handler: Handler, *, model: type[BaseModel] | None = None) -> None:
+    def register(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        model: type[BaseModel] | None = None,
+        queue: str = NOTIFICATIONS_QUEUE,
+    ) -> None:
         if name in self._entries:
             raise ValueError(f"a handler for {name!r} is already registered")
-        self._entries[name] = Registration(handler, model)
+        self._entries[name] = Registration(handler, model, queue)
 
     def handler(self, name: str, *, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
@@ -106,6 +120,9 @@ class HandlerRegistry:
     def model(self, name: str) -> type[BaseModel] | None:
         entry = self._entries.get(name)
         return entry.model if entry else None
+
+    def get(self, name: str) -> Registration | None:
+        return self._entries.get(name)
 
     def validate(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
         """The wire form of `data` for a job with a model (raising `InvalidJobDataError`); other data as
@@ -127,6 +144,57 @@ class HandlerRegistry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefinition:
+    """One job declared with `@job`: what `Envoi` registers on its registry."""
+
+    name: str
+    handler: Handler
+    model: type[BaseModel] | None
+    queue: str
+
+    @property
+    def origin(self) -> str:
+        return f"{getattr(self.handler, '__module__', '?')}.{getattr(self.handler, '__qualname__', '?')}"
+
+
+#: Every job declared with `@job` in the modules imported so far (ENVOI_JOBS, `--jobs`), by name. An
+#: `Envoi` built afterwards registers them beside envoi's own.
+DECLARED_JOBS: dict[str, JobDefinition] = {}
+
+H = TypeVar("H", bound=Handler)
+
+
+def job(
+    name: str, *, model: type[BaseModel] | None = None, queue: str = NOTIFICATIONS_QUEUE
+) -> Callable[[H], H]:
+    """Declare an application's job: `@job("GENERATE_INVOICE", model=InvoiceData)` over
+    `async def handler(data: InvoiceData, ctx: JobContext)`. With a model, the data is validated at
+    `enqueue()` and by `POST /v1/jobs/{name}`, and the handler receives it parsed; without one it receives
+    the data dict. The handler is returned unchanged. A name envoi uses, a name declared twice, a name that
+    cannot go in a URL or an unknown queue is a `ValueError` when the module is imported.
+    """
+    if not re.match(JOB_NAME_PATTERN, name):
+        raise ValueError(f"job name {name!r} must match {JOB_NAME_PATTERN} (letters, digits, _ . : -)")
+    if name in {own.value for own in JobName}:
+        raise ValueError(f"job name {name!r} is one of envoi's own jobs")
+    if queue not in QUEUE_NAMES:
+        raise ValueError(
+            f"unknown queue {queue!r} for job {name!r}; expected one of {', '.join(QUEUE_NAMES)}"
+        )
+
+    def declare(handler: H) -> H:
+        definition = JobDefinition(name, handler, model, queue)
+        known = DECLARED_JOBS.get(name)
+        # The same function declared again is a reload of its module, not a clash.
+        if known is not None and known.origin != definition.origin:
+            raise ValueError(f"job {name!r} is declared twice: by {known.origin} and {definition.origin}")
+        DECLARED_JOBS[name] = definition
+        return handler
+
+    return declare
 
 
 @dataclass(frozen=True, slots=True)

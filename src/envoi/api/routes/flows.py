@@ -14,6 +14,7 @@ from envoi.api.schemas import (
     FlowAccepted,
     FlowJob,
     InvitationEmailRequest,
+    TemplateProblem,
     ValidationProblem,
     VerificationEmailRequest,
 )
@@ -23,7 +24,10 @@ from envoi.runtime import Envoi
 
 router = APIRouter(prefix="/v1/flows", tags=["flows"], dependencies=[ApiKey])
 
-RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ValidationProblem}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationProblem},
+    500: {"model": TemplateProblem, "description": "A message template failed to render"},
+}
 #: Every flow answers 202 with the jobs it enqueued.
 flow = partial(
     router.post, status_code=status.HTTP_202_ACCEPTED, response_model=FlowAccepted, responses=RESPONSES
