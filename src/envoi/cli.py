@@ -14,12 +14,20 @@ from typing import Annotated
 
 import typer
 
-from envoi.config import Settings, load_settings
+from envoi.cli_jobs import jobs_app, queues_app
+from envoi.cli_resolve import resolve
+from envoi.cli_support import find_instance, run
+from envoi.config import Settings, TextProvider, load_settings
 from envoi.dead_letters.cli import app as dlq_app
+from envoi.devenv import absolute_sqlite_url, write_dev_env
 from envoi.errors import ConfigError
 
 app = typer.Typer(help="envoi: background delivery of email, SMS, WhatsApp and in-app notifications.")
+app.callback()(find_instance)
+dlq_app.command("resolve")(resolve)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(queues_app, name="queues")
 
 log = logging.getLogger("envoi")
 
@@ -169,6 +177,9 @@ def dev(
     configure_logging()
     env = dict(os.environ)
     env.setdefault("EMAIL_PROVIDER", "console")
+    # Every channel has a development outbox: nothing is sent, nothing is silently dropped.
+    env.setdefault("SMS_PROVIDER", TextProvider.CONSOLE.value)
+    env.setdefault("WHATSAPP_PROVIDER", TextProvider.CONSOLE.value)
     if port:
         env["ENVOI_PORT"] = str(port)
     os.environ.update(env)
@@ -181,6 +192,16 @@ def dev(
         env["REDIS_URL"] = redis.start()
         typer.echo(f"Started a private redis-server on {env['REDIS_URL']} (append-only file in var/redis/)")
     env.update(_dev_tokens(settings))
+    # Where this instance is, for every other `envoi` command run in this folder or below.
+    dev_env = write_dev_env(
+        Path.cwd(),
+        {
+            "REDIS_URL": env.get("REDIS_URL"),
+            "DATABASE_URL": absolute_sqlite_url(settings.database_url, Path.cwd()),
+            "REDIS_PREFIX": env.get("REDIS_PREFIX"),
+        },
+    )
+    typer.echo(f"Addresses written to {dev_env}: `envoi jobs list`, `envoi dlq list`... find this instance")
 
     processes = [subprocess.Popen([sys.executable, "-m", "envoi", "api"], env=env)]
     if settings.queue_enabled:
@@ -238,8 +259,4 @@ def _dev_tokens(settings: Settings) -> dict[str, str]:
 
 
 def main() -> None:
-    try:
-        app()
-    except ConfigError as exc:
-        typer.echo(f"envoi: {exc}", err=True)
-        sys.exit(2)
+    run(app)

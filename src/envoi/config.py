@@ -40,6 +40,14 @@ class EmailProvider(StrEnum):
     CONSOLE = "console"
 
 
+class TextProvider(StrEnum):
+    """Where SMS and WhatsApp messages go."""
+
+    TWILIO = "twilio"
+    #: Writes a `.txt` file per message under OUTBOX_DIR: the `make dev` default, nothing leaves the machine.
+    CONSOLE = "console"
+
+
 class RedisTarget:
     """Where Redis is, parsed once from REDIS_URL or REDIS_HOST/PORT/...; `str()` never shows the password."""
 
@@ -120,6 +128,12 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     #: How long the worker blocks on Redis waiting for a job (bullmq's drainDelay), seconds.
     worker_drain_delay_s: float = Field(4, gt=0, le=10)
+    #: Minutes of completed/failed counts per minute that bullmq keeps per queue (its `metrics` option,
+    #: drawn on the admin page); 0 turns the counting off.
+    worker_throughput_minutes: int = Field(24 * 60, ge=0, le=7 * 24 * 60)
+    #: How long the admin search can find a job by its recipient after it was enqueued (a hashed index in
+    #: Redis, `envoi.queue.recipients`); 0 keeps no index.
+    recipient_index_days: int = Field(30, ge=0, le=3650)
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
@@ -135,7 +149,11 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(30, gt=0)
     outbox_dir: Path = Path("./var/outbox")
 
-    # --- Twilio (SMS and WhatsApp) ---------------------------------------------------------------
+    # --- SMS and WhatsApp -----------------------------------------------------------------------
+    #: `twilio`, or `console` (the `make dev` default): written under OUTBOX_DIR, nothing sent.
+    sms_provider: TextProvider = TextProvider.TWILIO
+    whatsapp_provider: TextProvider = TextProvider.TWILIO
+    #: Default false with Twilio, true with the console provider (see `_console_channels_on`).
     sms_enabled: bool = False
     whatsapp_enabled: bool = False
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
@@ -189,9 +207,31 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _console_channels_on(cls, data: Any) -> Any:
+        """SMS_PROVIDER=console turns SMS on unless SMS_ENABLED is given (WhatsApp likewise): a console
+        channel costs nothing, and a development setup should not drop messages silently."""
+        if not isinstance(data, dict):
+            return data
+        for channel in ("sms", "whatsapp"):
+            provider = str(data.get(f"{channel}_provider") or "").strip().lower()
+            if provider == TextProvider.CONSOLE and data.get(f"{channel}_enabled") in (None, ""):
+                data = {**data, f"{channel}_enabled": True}
+        return data
+
+    @property
+    def twilio_sms(self) -> bool:
+        """SMS goes out through Twilio."""
+        return self.sms_enabled and self.sms_provider is TextProvider.TWILIO
+
+    @property
+    def twilio_whatsapp(self) -> bool:
+        return self.whatsapp_enabled and self.whatsapp_provider is TextProvider.TWILIO
+
     @model_validator(mode="after")
     def _twilio_complete(self) -> Settings:
-        if self.sms_enabled or self.whatsapp_enabled:
+        if self.twilio_sms or self.twilio_whatsapp:
             missing = [
                 name
                 for name, value in (
@@ -200,9 +240,9 @@ class Settings(BaseSettings):
                 )
                 if not value
             ]
-            if self.sms_enabled and not self.twilio_phone_number:
+            if self.twilio_sms and not self.twilio_phone_number:
                 missing.append("TWILIO_PHONE_NUMBER")
-            if self.whatsapp_enabled and not self.twilio_whatsapp_number:
+            if self.twilio_whatsapp and not self.twilio_whatsapp_number:
                 missing.append("TWILIO_WHATSAPP_NUMBER")
             if missing:
                 raise ValueError(f"SMS/WhatsApp enabled but {', '.join(missing)} not set")

@@ -8,6 +8,8 @@ from typing import Any
 import phonenumbers
 
 _EMAIL = re.compile(r"^([^@\s])[^@\s]*(@[^@\s]+)$")
+#: An address inside free text (an SMTP reply quotes the recipient).
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: Keys whose values are recipients, in job data (camelCase, as Node producers send them) and ledgers.
 RECIPIENT_KEYS = frozenset({"to", "email", "phone", "recipient", "from"})
 
@@ -49,3 +51,8 @@ def mask_payload(data: Any) -> Any:
     if isinstance(data, list):
         return [mask_payload(item) for item in data]
     return data
+
+
+def mask_text(text: str) -> str:
+    """Free text (an error message, a stack trace) with every email address in it masked."""
+    return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from envoi.config import Settings
 from envoi.db.types import new_id
 from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.jobs import JobPayload, Mode
-from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.queue.service import QueueService
 
 
@@ -48,3 +50,18 @@ async def submit_job(
             await keys.release(job.JOB_NAME, idempotency_key)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)
+
+
+#: The channel each raw job sends through, when it can be switched off.
+JOB_CHANNELS = {JobName.SEND_SMS: "sms", JobName.SEND_WHATSAPP: "whatsapp"}
+
+
+def channel_warnings(settings: Settings, channels: Iterable[str]) -> list[str]:
+    """One line per channel that is switched off: the job is accepted, and completes without sending
+    (its ledger row says CANCELLED). The caller learns it now rather than from a missing message."""
+    switches = {"sms": settings.sms_enabled, "whatsapp": settings.whatsapp_enabled}
+    return [
+        f"{channel}: {channel.upper()}_ENABLED=false: the message is accepted but will not be sent"
+        for channel in dict.fromkeys(channels)
+        if switches.get(channel) is False
+    ]

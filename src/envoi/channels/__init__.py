@@ -19,8 +19,9 @@ from envoi.channels.base import (
 from envoi.channels.email_console import ConsoleEmailChannel
 from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.channels.inapp import InAppChannel
+from envoi.channels.text_console import ConsoleTextChannel
 from envoi.channels.twilio import TwilioMessages, TwilioSmsChannel, TwilioWhatsAppChannel
-from envoi.config import EmailProvider, Settings
+from envoi.config import EmailProvider, Settings, TextProvider
 from envoi.db.session import Database
 
 __all__ = [
@@ -39,8 +40,9 @@ __all__ = [
 class Channels:
     email: Channel[OutgoingEmail]
     #: None when SMS_ENABLED=false: the SMS job then completes without sending (ledger row CANCELLED).
+    #: Twilio, or the console outbox with SMS_PROVIDER=console.
     sms: Channel[OutgoingText] | None
-    #: None when WHATSAPP_ENABLED=false, likewise.
+    #: None when WHATSAPP_ENABLED=false, likewise; WHATSAPP_PROVIDER picks Twilio or the console.
     whatsapp: Channel[OutgoingText] | None
     inapp: Channel[InAppMessage]
     twilio: TwilioMessages | None = None
@@ -52,13 +54,18 @@ class Channels:
             if settings.email_provider is EmailProvider.CONSOLE
             else SmtpEmailChannel(settings)
         )
-        twilio = TwilioMessages(settings) if settings.sms_enabled or settings.whatsapp_enabled else None
-        sms = whatsapp = None
-        # The settings' validator guarantees the sender numbers of the enabled channels.
-        if twilio is not None and settings.sms_enabled and settings.twilio_phone_number:
+        twilio = TwilioMessages(settings) if settings.twilio_sms or settings.twilio_whatsapp else None
+        sms: Channel[OutgoingText] | None = None
+        whatsapp: Channel[OutgoingText] | None = None
+        # The settings' validator guarantees the sender numbers of the enabled Twilio channels.
+        if twilio is not None and settings.twilio_sms and settings.twilio_phone_number:
             sms = TwilioSmsChannel(twilio, sender=settings.twilio_phone_number)
-        if twilio is not None and settings.whatsapp_enabled and settings.twilio_whatsapp_number:
+        elif settings.sms_enabled and settings.sms_provider is TextProvider.CONSOLE:
+            sms = ConsoleTextChannel(settings, name=ChannelName.SMS)
+        if twilio is not None and settings.twilio_whatsapp and settings.twilio_whatsapp_number:
             whatsapp = TwilioWhatsAppChannel(twilio, sender=settings.twilio_whatsapp_number)
+        elif settings.whatsapp_enabled and settings.whatsapp_provider is TextProvider.CONSOLE:
+            whatsapp = ConsoleTextChannel(settings, name=ChannelName.WHATSAPP)
         return cls(email=email, sms=sms, whatsapp=whatsapp, inapp=InAppChannel(db), twilio=twilio)
 
     async def aclose(self) -> None:

@@ -8,6 +8,7 @@ job inline (`InlineBackend`, the fallback backend), `remove` answers False, `cou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,10 +26,12 @@ from envoi.queue.breaker import CircuitBreaker
 from envoi.queue.failed_set import FailedSet
 from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.inline import InlineBackend
+from envoi.queue.inspect import QueueInspector
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, JobPayload
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
+from envoi.queue.recipients import RecipientIndex, digests_of
 from envoi.queue.redis_backend import RedisBackend
 
 log = logging.getLogger("envoi.queue")
@@ -71,6 +74,9 @@ class QueueService:
         self.idempotency = IdempotencyKeys(self.on_redis)
         self.marks = Marks(self.on_redis)
         self.failed_set = FailedSet(self.on_redis)
+        self.recipients = RecipientIndex(self.on_redis, retention_days=settings.recipient_index_days)
+        #: What the admin console and `envoi jobs` read and do: jobs in every state, workers, throughput.
+        self.inspector = QueueInspector(self.on_redis, self.failed_set)
         if settings.queue_enabled:
             self._redis = RedisBackend(settings)
             log.info("Queue enabled with Redis (%s)", settings.redis)
@@ -146,10 +152,22 @@ class QueueService:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
         started = time.perf_counter()
+        digests = digests_of(payload) if self.recipients.enabled else []
+
+        async def add(redis: RedisBackend) -> EnqueueResult:
+            adding = redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
+            if not digests:
+                return await adding
+            if job_id is None:  # bullmq picks the id: index after the add
+                result = await adding
+                await self.recipients.write(redis, digests, queue, result.job_id)
+                return result
+            # The id is known: the index entry is written alongside, not after (no extra round trip).
+            result, _ = await asyncio.gather(adding, self.recipients.write(redis, digests, queue, job_id))
+            return result
+
         try:
-            result = await self.on_redis(
-                lambda redis: redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
-            )
+            result = await self.on_redis(add)
         except QueueUnavailableError:
             result = await self.inline.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
         metrics.ENQUEUE_LATENCY.labels(queue, result.mode).observe(time.perf_counter() - started)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path, Response, status
 from pydantic.json_schema import models_json_schema
 
 from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey
-from envoi.api.intake import Submission, submit_job, with_idempotency_key
+from envoi.api.intake import JOB_CHANNELS, Submission, channel_warnings, submit_job, with_idempotency_key
 from envoi.api.schemas import JobAccepted, ValidationProblem
 from envoi.notifications.jobs import JOB_MODELS, parse_job
 from envoi.queue.names import JobName
@@ -38,12 +38,13 @@ EXAMPLES = {
 }
 
 
-def accepted(submission: Submission, response: Response) -> JobAccepted:
-    """202 for a new job; 200 (and the first job's mode is not known) for a repeated key."""
+def accepted(submission: Submission, response: Response, warnings: list[str]) -> JobAccepted:
+    """202 for a new job; 200 (and the first job's mode is not known) for a repeated key. `warnings`
+    name the channels switched off for this job."""
     if submission.mode is None:
         response.status_code = status.HTTP_200_OK
-        return JobAccepted(job_id=submission.job_id, mode="queued")
-    return JobAccepted(job_id=submission.job_id, mode=submission.mode)
+        return JobAccepted(job_id=submission.job_id, mode="queued", warnings=warnings)
+    return JobAccepted(job_id=submission.job_id, mode=submission.mode, warnings=warnings)
 
 
 @router.post(
@@ -68,4 +69,5 @@ async def enqueue_job(
 ) -> JobAccepted:
     job = parse_job(job_name.value, with_idempotency_key(data, idempotency_key))
     submission = await submit_job(envoi.queue, store, job=job, idempotency_key=idempotency_key)
-    return accepted(submission, response)
+    channel = JOB_CHANNELS.get(job_name)
+    return accepted(submission, response, channel_warnings(envoi.settings, [channel] if channel else []))
