@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from envoi.api import admin as admin_page
-from envoi.api import errors
+from envoi.api import docs, errors
 from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware, NulGuardMiddleware
 from envoi.api.routes import admin, flows, inbox, jobs, ops, queues, reminders, webhooks
 from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
@@ -53,7 +53,15 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
             if envoi is None:
                 await runtime.close()
 
-    app = FastAPI(title="envoi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are envoi's own pages over packaged assets (`envoi.api.docs`), not FastAPI's CDN ones.
+    app = FastAPI(
+        title="envoi",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     if envoi is not None:
         app.state.envoi = envoi
     errors.install(app)
@@ -70,6 +78,7 @@ def _include_routers(app: FastAPI) -> None:
     for module in (ops, jobs, flows, reminders, inbox, admin, queues, webhooks):
         app.include_router(module.router)
     admin_page.install(app)
+    docs.install(app)
 
 
 def _document(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from envoi.api import auth
 from envoi.api.deps import SettingsDep
+from envoi.queue.inspect import LISTED_STATES
 from envoi.queue.names import QUEUE_NAMES, JobName
 
 HERE = Path(__file__).parent
@@ -58,6 +59,7 @@ async def admin_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         request,
         "dashboard.html",
         queues=QUEUE_NAMES,
+        job_states=LISTED_STATES,
         job_names=[name.value for name in JobName],
         logout_enabled=settings.envoi_admin_token is not None,
     )
