@@ -41,6 +41,7 @@ _DELAY_SCORE_FACTOR = 0x1000
 _WORKER_NAME = re.compile(r"^envoi/(?P<host>[^/]+)/(?P<pid>\d+)/(?P<concurrency>\d+)$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, None: 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DURATION_MS = 100 * 365 * 86_400_000
 
 
 class UnknownQueueError(EnvoiError):
@@ -69,7 +70,10 @@ def parse_duration_ms(value: str) -> int:
     match = _DURATION.match(value)
     if match is None:
         raise ValueError("must be a number of milliseconds or a duration such as 30s, 15m, 1h, 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    if ms > MAX_DURATION_MS:
+        raise ValueError("must be at most 100 years")
+    return ms
 
 
 def worker_name(host: str, pid: int, concurrency: int) -> str:
