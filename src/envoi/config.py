@@ -131,8 +131,8 @@ class Settings(BaseSettings):
     #: Minutes of completed/failed counts per minute that bullmq keeps per queue (its `metrics` option,
     #: drawn on the admin page); 0 turns the counting off.
     worker_throughput_minutes: int = Field(24 * 60, ge=0, le=7 * 24 * 60)
-    #: How long the admin search can find a job by its recipient after it was enqueued (a hashed index in
-    #: Redis, `envoi.queue.recipients`); 0 keeps no index.
+    #: How long the admin search finds a recipient's delayed and failed jobs (a hashed index in Redis,
+    #: `envoi.queue.recipients`); 0 keeps no index.
     recipient_index_days: int = Field(30, ge=0, le=3650)
 
     # --- database --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class Envoi:
         #: Told of every final failure, by the worker and by the inline fallback.
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
         self.queue = QueueService(settings, self.registry, self.recorders)
-        self.recorders.append(SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded))
+        self.recorders.append(SqlFailureRecorder(self.db, on_recorded=self.queue.failure_recorded))
         self.dead_letters = FailedJobService(db=self.db, queue=self.queue)
         self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)
         self.notifications = NotificationsService(settings=settings, queue=self.queue)

@@ -258,34 +258,57 @@ async def test_workers_and_throughput_come_from_bullmq(
     assert body["countingMinutes"] == 24 * 60
 
 
-async def test_search_finds_jobs_by_id_and_by_recipient_and_their_dead_letters(api: Api) -> None:
-    first = await api.client.post("/v1/jobs/SEND_SMS", json={"to": "+33612345678", "message": "one"})
-    second = await api.client.post("/v1/jobs/SEND_SMS", json={"to": "+33 6 12 34 56 78", "message": "two"})
-    other = await api.client.post("/v1/jobs/SEND_SMS", json={"to": "+33698765432", "message": "x"})
-    email = await api.client.post(
-        "/v1/jobs/SEND_EMAIL", json={"to": "Jane.Doe@Example.com", "subject": "s", "html": "<p>h</p>"}
+async def test_search_finds_scheduled_and_failed_jobs_by_recipient_and_any_job_by_id(
+    held_api: tuple[Api, asyncio.Event], start_worker: Any
+) -> None:
+    api, _ = held_api
+    queue = api.envoi.queue
+    phone, other = "+33612345678", "+33698765432"
+    await queue.enqueue(NOTIFICATIONS_QUEUE, "HOLD", {"to": phone}, job_id="later-a", delay=3600)
+    await queue.enqueue(
+        NOTIFICATIONS_QUEUE, "HOLD", {"to": f"whatsapp:{phone}"}, job_id="later-b", delay=7200
+    )
+    await queue.enqueue(NOTIFICATIONS_QUEUE, "HOLD", {"to": other}, job_id="later-c", delay=3600)
+    await queue.enqueue(
+        NOTIFICATIONS_QUEUE, "HOLD", {"to": "Jane.Doe@Example.com"}, job_id="later-d", delay=60
+    )
+    await queue.enqueue(
+        NOTIFICATIONS_QUEUE, "HOLD", {"to": phone}, job_id="now-1"
+    )  # runs at once: not indexed
+    await queue.enqueue(NOTIFICATIONS_QUEUE, "FAIL", {"to": phone}, job_id="bad-1", attempts=1)
+    await start_worker(api.envoi)
+    await eventually(
+        lambda: api.envoi.dead_letters.for_jobs([(NOTIFICATIONS_QUEUE, "bad-1")]), message="dead letter"
     )
 
-    by_phone = (await api.admin.get("/v1/admin/search", params={"q": "+33 6 12 34 56 78"})).json()["items"]
-    assert [hit["jobId"] for hit in by_phone] == [second.json()["jobId"], first.json()["jobId"]]
+    async def hits(q: str) -> list[dict[str, Any]]:
+        return list((await api.admin.get("/v1/admin/search", params={"q": q})).json()["items"])
+
+    # The failure is indexed when its dead letter is recorded, just after bullmq marks it failed.
+    by_phone = await eventually(lambda: _with(hits("+33 6 12 34 56 78"), "bad-1"), message="bad-1 indexed")
+    assert [hit["jobId"] for hit in by_phone] == ["bad-1", "later-b", "later-a"]  # newest first
     assert {hit["matchedBy"] for hit in by_phone} == {"recipient"}
-    assert by_phone[0]["state"] == "waiting"
-    assert by_phone[0]["job"]["data"]["to"] == "+33 6** ** ** 78"
-    assert other.json()["jobId"] not in str(by_phone)
+    assert by_phone[1]["state"] == "delayed"
+    assert by_phone[1]["job"]["data"]["to"].endswith("78") and phone not in str(by_phone)
+    bad = by_phone[0]
+    assert bad["state"] == "failed" and [d["status"] for d in bad["deadLetters"]] == ["FAILED"]
 
-    by_email = (await api.admin.get("/v1/admin/search", params={"q": "jane.doe@example.com"})).json()["items"]
-    assert [hit["jobId"] for hit in by_email] == [email.json()["jobId"]]
-
-    by_id = (await api.admin.get("/v1/admin/search", params={"q": first.json()["jobId"]})).json()["items"]
-    assert [(hit["jobId"], hit["matchedBy"]) for hit in by_id] == [(first.json()["jobId"], "jobId")]
+    by_email = await hits("jane.doe@example.com")
+    assert [hit["jobId"] for hit in by_email] == ["later-d"]
+    by_id = await hits("later-c")
+    assert [(hit["jobId"], hit["matchedBy"]) for hit in by_id] == [("later-c", "jobId")]
 
     # Redis holds a hash of the recipient, never the number itself.
-    keys = [k async for k in redis_client(api.envoi.queue).scan_iter(match="envoi:*:recipients:*")]
+    keys = [k async for k in redis_client(queue).scan_iter(match="envoi:*:recipients:*")]
     assert keys and not any("612345678" in k for k in keys)
 
-    nothing = (await api.admin.get("/v1/admin/search", params={"q": "nobody@example.com"})).json()
-    assert nothing == {"items": []}
+    assert await hits("nobody@example.com") == []
     assert (await api.admin.get("/v1/admin/search", params={"q": ""})).status_code == 422
+
+
+async def _with(found: Any, job_id: str) -> Any:
+    items = await found
+    return items if any(hit["jobId"] == job_id for hit in items) else None
 
 
 async def test_console_routes_answer_503_when_redis_is_down(

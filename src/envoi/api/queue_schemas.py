@@ -99,8 +99,8 @@ class SearchHit(Camel):
     #: bullmq's state, or "gone" when bullmq no longer holds the job (completed jobs are removed).
     state: str
     matched_by: Literal["jobId", "recipient"]
-    #: When the job was enqueued (recipient matches).
-    enqueued_at: datetime | None
+    #: When the job was indexed (recipient matches): added if delayed, recorded if it failed for good.
+    indexed_at: datetime | None
     job: JobItem | None
     dead_letters: list[DeadLetterRef]
 

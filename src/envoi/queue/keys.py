@@ -9,7 +9,7 @@ separate per deployment (two deployments on one Redis use two bullmq prefixes):
     envoi:{prefix}:alerts:gate                    SET NX EX: at most one alert per interval
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
     envoi:{prefix}:dlq:{queue}:reconciled         the reconciler's watermark
-    envoi:{prefix}:recipients:{sha256}            the jobs enqueued for one recipient (admin search)
+    envoi:{prefix}:recipients:{sha256}            one recipient's delayed and failed jobs (admin search)
 
 bullmq's own per-queue keys that envoi reads are named by bullmq (`Queue.toKey`), never here.
 """

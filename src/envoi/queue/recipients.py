@@ -1,14 +1,20 @@
-"""A hashed index from a recipient to the jobs addressed to them: the admin search finds a job by its
-recipient without reading a single payload.
+"""A hashed index from a recipient to their jobs: the admin search finds a job by its recipient without
+reading a single payload.
 
-    envoi:{prefix}:recipients:{sha256}   sorted set; member `{queue}:{jobId}`, score the enqueue time (ms)
+    envoi:{prefix}:recipients:{sha256}   sorted set; member `{queue}:{jobId}`, score when indexed (ms)
 
 The key is the SHA-256 of the normalised recipient (an email address trimmed and lower-cased, a phone
 number in E.164 without the `whatsapp:` prefix), as the delivery ledger hashes keys too long for its
-column: Redis never holds the address in clear. `QueueService` writes it beside each `add` of a job whose
-data names a recipient (`to`, `email`, `phone`, `recipient` at the top level); jobs added by another
-producer (Node) are not indexed. A recipient keeps their newest MAX_PER_RECIPIENT entries, and the key
-expires RECIPIENT_INDEX_DAYS after their last job. An entry outlives its job: readers look the job up.
+column: Redis never holds the address in clear. The recipient is read from the job's data (`to`, `email`,
+`phone`, `recipient` at the top level).
+
+Two kinds of jobs are indexed, the ones an operator looks for: a **delayed** job when `QueueService`
+adds it (a reminder due tomorrow), and a job that **failed for good** when its dead letter is recorded.
+Jobs that run at once and succeed are not: bullmq removes them on completion, there would be nothing to
+show, and indexing them would cost every enqueue a second Redis command (`bench/enqueue.py`). Jobs added
+by another producer (Node) are indexed only if they fail. A recipient keeps their newest
+MAX_PER_RECIPIENT entries, and the key expires RECIPIENT_INDEX_DAYS after the last. An entry outlives its
+job: readers look the job up.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
+from redis.commands.core import AsyncScript
 
+from envoi.errors import QueueUnavailableError
 from envoi.queue.redis_backend import RedisBackend, RedisDoor, text
 
 log = logging.getLogger("envoi.queue")
@@ -31,6 +39,14 @@ log = logging.getLogger("envoi.queue")
 RECIPIENT_FIELDS = ("to", "email", "phone", "recipient")
 MAX_PER_RECIPIENT = 200
 WHATSAPP_PREFIX = "whatsapp:"
+#: One round trip per enqueue, whatever the number of recipients: add, keep the newest, push the expiry.
+_WRITE = """
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, ARGV[2], ARGV[1])
+  redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[3]) + 1))
+  redis.call('EXPIRE', key, ARGV[4])
+end
+"""
 
 
 def normalise(value: str) -> str | None:
@@ -71,39 +87,49 @@ def digests_of(data: Any) -> list[str]:
 class IndexedJob:
     queue: str
     job_id: str
-    #: When it was enqueued (ms since the epoch).
-    enqueued_ms: int
+    #: When it was indexed (ms since the epoch).
+    indexed_ms: int
 
 
 class RecipientIndex:
     def __init__(self, door: RedisDoor, *, retention_days: int) -> None:
         self._door = door
         self.retention_s = retention_days * 86400
+        self._script: AsyncScript | None = None
 
     @property
     def enabled(self) -> bool:
         return self.retention_s > 0
 
+    async def index(self, queue: str, job_id: str, data: Any) -> None:
+        """Index a job (a delayed one just added, a final failure just recorded). Never raises."""
+        digests = digests_of(data)
+        if not digests or not self.enabled:
+            return
+        try:
+            await self._door(lambda redis: self.write(redis, digests, queue, job_id))
+        except QueueUnavailableError:
+            log.warning("Recipient index not written for job %s: Redis unavailable", job_id)
+
     async def write(self, redis: RedisBackend, digests: list[str], queue: str, job_id: str) -> None:
-        """Index one job; called inside an enqueue's Redis operation. Never raises: a job is not refused,
-        nor run a second time inline, because its index entry could not be written."""
+        """Index one job on `redis`. Never raises: a job is not refused, nor run a second time inline,
+        because its index entry could not be written (the failure is logged)."""
         if not digests or not self.enabled:
             return
         member, now_ms = f"{queue}:{job_id}", int(time.time() * 1000)
+        if self._script is None:
+            self._script = redis.client.register_script(_WRITE)
+        keys = [redis.keys.recipients(digest) for digest in digests]
         try:
             async with asyncio.timeout(redis.budget_s):
-                pipe = redis.client.pipeline(transaction=False)
-                for digest in digests:
-                    key = redis.keys.recipients(digest)
-                    pipe.zadd(key, {member: now_ms})
-                    pipe.zremrangebyrank(key, 0, -(MAX_PER_RECIPIENT + 1))
-                    pipe.expire(key, self.retention_s)
-                await pipe.execute()
+                await self._script(
+                    keys=keys, args=[member, now_ms, MAX_PER_RECIPIENT, self.retention_s], client=redis.client
+                )
         except Exception as exc:
             log.warning("Recipient index not written for job %s (%s)", job_id, type(exc).__name__)
 
     async def find(self, recipient: str, *, limit: int) -> list[IndexedJob]:
-        """The jobs enqueued for `recipient`, newest first. Raises `QueueUnavailableError`."""
+        """The jobs indexed for `recipient`, newest first. Raises `QueueUnavailableError`."""
         digest = recipient_digest(recipient)
         if digest is None or not self.enabled:
             return []

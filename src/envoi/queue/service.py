@@ -8,7 +8,6 @@ job inline (`InlineBackend`, the fallback backend), `remove` answers False, `cou
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,11 +26,11 @@ from envoi.queue.failed_set import FailedSet
 from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.inline import InlineBackend
 from envoi.queue.inspect import QueueInspector
-from envoi.queue.jobs import FailureRecorder, HandlerRegistry, JobPayload
+from envoi.queue.jobs import FailureRecorder, FinalFailure, HandlerRegistry, JobPayload
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
-from envoi.queue.recipients import RecipientIndex, digests_of
+from envoi.queue.recipients import RecipientIndex
 from envoi.queue.redis_backend import RedisBackend
 
 log = logging.getLogger("envoi.queue")
@@ -152,24 +151,15 @@ class QueueService:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
         started = time.perf_counter()
-        digests = digests_of(payload) if self.recipients.enabled else []
-
-        async def add(redis: RedisBackend) -> EnqueueResult:
-            adding = redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
-            if not digests:
-                return await adding
-            if job_id is None:  # bullmq picks the id: index after the add
-                result = await adding
-                await self.recipients.write(redis, digests, queue, result.job_id)
-                return result
-            # The id is known: the index entry is written alongside, not after (no extra round trip).
-            result, _ = await asyncio.gather(adding, self.recipients.write(redis, digests, queue, job_id))
-            return result
-
         try:
-            result = await self.on_redis(add)
+            result = await self.on_redis(
+                lambda redis: redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
+            )
         except QueueUnavailableError:
             result = await self.inline.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
+        if result.mode == "queued" and opts.get("delay"):
+            # A scheduled job can be looked for by its recipient (`envoi.queue.recipients`).
+            await self.recipients.index(queue, result.job_id, payload)
         metrics.ENQUEUE_LATENCY.labels(queue, result.mode).observe(time.perf_counter() - started)
         metrics.JOBS_ENQUEUED.labels(queue, job_name, result.mode).inc()
         if result.mode == "sync":
@@ -194,6 +184,12 @@ class QueueService:
     async def ping(self) -> None:
         """Return when Redis answers; `QueueUnavailableError` saying why not."""
         await self.on_redis(lambda redis: redis.ping())
+
+    async def failure_recorded(self, failure: FinalFailure) -> None:
+        """After a dead letter's insert: the reconciler's seen mark, and the recipient index."""
+        await self.failed_set.mark_recorded(failure)
+        if failure.job_id is not None:
+            await self.recipients.index(failure.queue, failure.job_id, failure.data)
 
     async def close(self) -> None:
         if self._redis is not None:

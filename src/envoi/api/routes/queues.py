@@ -205,10 +205,10 @@ async def search(
         str, Query(min_length=1, max_length=320, description="A job id, an email or a phone number")
     ],
 ) -> SearchResult:
-    """A job id in every queue, and the jobs enqueued for a recipient (found through a hashed index
-    written at enqueue; never a scan of payloads). Each hit carries its dead letters."""
+    """A job id in every queue, and a recipient's delayed jobs and jobs failed for good (through a hashed
+    index, `envoi.queue.recipients`; never a scan of payloads). Each hit carries its dead letters."""
     query = q.strip()
-    hits: list[tuple[str, str, str, Any]] = []  # (queue, job id, matched by, enqueued ms)
+    hits: list[tuple[str, str, str, Any]] = []  # (queue, job id, matched by, indexed ms)
     views: dict[tuple[str, str], JobView] = {}
     for found in await envoi.queue.inspector.find(query):
         hits.append((found.queue, found.id, "jobId", None))
@@ -216,10 +216,10 @@ async def search(
     if normalise(query) is not None:
         for entry in await envoi.queue.recipients.find(query, limit=SEARCH_LIMIT):
             if (entry.queue, entry.job_id) not in views:
-                hits.append((entry.queue, entry.job_id, "recipient", entry.enqueued_ms))
+                hits.append((entry.queue, entry.job_id, "recipient", entry.indexed_ms))
     rows = await envoi.dead_letters.for_jobs([(queue, job_id) for queue, job_id, _, _ in hits])
     items = []
-    for queue, job_id, matched_by, enqueued_ms in hits:
+    for queue, job_id, matched_by, indexed_ms in hits:
         view: JobView | None = views.get((queue, job_id)) or await _job_or_none(envoi, queue, job_id)
         items.append(
             SearchHit(
@@ -227,7 +227,7 @@ async def search(
                 job_id=job_id,
                 state=view.state if view else "gone",
                 matched_by=matched_by,
-                enqueued_at=_from_ms(enqueued_ms),
+                indexed_at=_from_ms(indexed_ms),
                 job=job_item(view) if view else None,
                 dead_letters=dead_letter_refs(
                     [row for row in rows if row.queue_name == queue and row.job_id == job_id]

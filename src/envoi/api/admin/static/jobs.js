@@ -207,7 +207,7 @@
     $("#search-summary").textContent = `${result.items.length} match(es) for this search` +
       (gone ? `; ${gone} no longer in bullmq (completed jobs are removed): see their dead letters, if any` : "");
     const rows = result.items.map((hit) => hit.job || { id: hit.jobId, queue: hit.queue, name: "(gone)", state: hit.state,
-      attemptsMade: 0, maxAttempts: 0, createdAt: hit.enqueuedAt, failedReason: hit.deadLetters.length ? `dead letter ${hit.deadLetters[0].id} (${hit.deadLetters[0].status})` : "" });
+      attemptsMade: 0, maxAttempts: 0, createdAt: hit.indexedAt, failedReason: hit.deadLetters.length ? `dead letter ${hit.deadLetters[0].id} (${hit.deadLetters[0].status})` : "" });
     showRows(rows);
     $("#jobs-empty").textContent = "Nothing matches (jobs are found by id, or by a recipient envoi enqueued them for).";
   }
