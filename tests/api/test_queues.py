@@ -347,3 +347,37 @@ async def test_console_routes_need_the_admin_token_and_csrf(api: Api) -> None:
         f"/v1/admin/queues/{NOTIFICATIONS_QUEUE}/pause", cookies=cookies, headers={"X-Envoi-CSRF": "1"}
     )
     assert with_header.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "job_id", ["../../etc/passwd", "a" * 255, "é🙂", "x y", "bull:notifications:1", "*", "%25"]
+)
+async def test_hostile_job_ids_are_404_never_500(api: Api, job_id: str) -> None:
+    for method, suffix in (("GET", ""), ("POST", "/promote"), ("DELETE", "")):
+        response = await api.admin.request(method, f"{JOBS}/{job_id}{suffix}")
+        assert response.status_code == 404, (method, job_id, response.text)
+    assert (await api.admin.get(f"{JOBS}/{'a' * 256}")).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"state": "failed", "olderThan": "-5"},
+        {"state": "failed", "olderThan": "1e9"},
+        {"state": "failed", "olderThan": "99999999999999999999"},
+        {"state": "waiting", "olderThan": "1h"},
+        {"state": "failed"},
+        {"state": "failed", "olderThan": "1h", "limit": "0"},
+    ],
+)
+async def test_bad_clean_parameters_are_422_naming_the_field(api: Api, params: dict[str, str]) -> None:
+    response = await api.admin.post(f"/v1/admin/queues/{NOTIFICATIONS_QUEUE}/clean", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["path"] in ("olderThan", "state", "limit")
+
+
+@pytest.mark.parametrize("q", ["'; DROP TABLE failed_jobs; --", "@", "+", "é" * 300, "a@b@c", "whatsapp:"])
+async def test_hostile_searches_answer_without_error(api: Api, q: str) -> None:
+    response = await api.admin.get("/v1/admin/search", params={"q": q})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": []}
