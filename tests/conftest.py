@@ -47,6 +47,16 @@ def _default_address_rules() -> Iterator[None]:
     addresses.configure(addresses.AddressRules())
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Every `envoi` command applies the nearest `var/dev.env` to os.environ (`envoi.devenv`): whatever a
+    test's command set there is gone before the next test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("TEST_REDIS_URL")

@@ -111,6 +111,14 @@ def _host_list(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode]
 
 
+class TextProvider(StrEnum):
+    """Where SMS and WhatsApp messages go."""
+
+    TWILIO = "twilio"
+    #: Writes a `.txt` file per message under OUTBOX_DIR: the `make dev` default, nothing leaves the machine.
+    CONSOLE = "console"
+
+
 class RedisTarget:
     """Where Redis is, parsed once from REDIS_URL or REDIS_HOST/PORT/...; `str()` never shows the password."""
 
@@ -200,6 +208,12 @@ class Settings(BaseSettings):
     #: Modules declaring the application's jobs (`@job`), imported by `envoi worker` and `envoi api`:
     #: "myapp.jobs,other.module" (NoDecode: a comma-separated list, not JSON).
     envoi_jobs: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Minutes of completed/failed counts per minute that bullmq keeps per queue (its `metrics` option,
+    #: drawn on the admin page); 0 turns the counting off.
+    worker_throughput_minutes: int = Field(24 * 60, ge=0, le=7 * 24 * 60)
+    #: How long the admin search finds a recipient's delayed and failed jobs (a hashed index in Redis,
+    #: `envoi.queue.recipients`); 0 keeps no index.
+    recipient_index_days: int = Field(30, ge=0, le=3650)
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
@@ -228,9 +242,13 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(30, gt=0)
     outbox_dir: Path = Path("./var/outbox")
 
-    # --- Twilio (SMS and WhatsApp) ---------------------------------------------------------------
-    #: Unset: on when the Twilio credentials and the channel's sender are set (as the original system
-    #: sends whenever it can); `false` turns the channel off. Always a bool once validated.
+    # --- SMS and WhatsApp -----------------------------------------------------------------------
+    #: `twilio`, or `console` (the `make dev` default): written under OUTBOX_DIR, nothing sent.
+    sms_provider: TextProvider = TextProvider.TWILIO
+    whatsapp_provider: TextProvider = TextProvider.TWILIO
+    #: Unset: on when the channel's provider is configured (Twilio's credentials and the channel's
+    #: sender, as the original system sends whenever it can; the console always); `false` turns the
+    #: channel off. Always a bool once validated.
     sms_enabled: bool | None = None
     whatsapp_enabled: bool | None = None
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
@@ -418,6 +436,15 @@ class Settings(BaseSettings):
                     raise ValueError("entries must be IP addresses, networks (10.0.0.0/8) or *") from None
         return value
 
+    @property
+    def twilio_sms(self) -> bool:
+        """SMS goes out through Twilio."""
+        return bool(self.sms_enabled) and self.sms_provider is TextProvider.TWILIO
+
+    @property
+    def twilio_whatsapp(self) -> bool:
+        return bool(self.whatsapp_enabled) and self.whatsapp_provider is TextProvider.TWILIO
+
     @model_validator(mode="after")
     def _email_provider_keyed(self) -> Settings:
         if self.email_provider is None:
@@ -454,7 +481,8 @@ class Settings(BaseSettings):
             ("whatsapp", "WHATSAPP_ENABLED", self.twilio_whatsapp_number, "TWILIO_WHATSAPP_NUMBER"),
         ):
             enabled = getattr(self, f"{channel}_enabled")
-            missing = credentials + ([] if sender else [sender_name])
+            console = getattr(self, f"{channel}_provider") is TextProvider.CONSOLE
+            missing = [] if console else credentials + ([] if sender else [sender_name])
             if enabled is False:
                 self._channels_off[channel] = f"{flag}=false"
             elif missing and enabled:

@@ -73,9 +73,12 @@ class UnknownJobError(JobError):
 class InvalidJobDataError(JobError):
     """Job data failed validation. `fields` maps each bad field's dotted path to the reason."""
 
+    #: How the message starts: a dead letter's error text says the job failed on its data.
+    PREFIX = "Invalid data for "
+
     def __init__(self, job_name: str, fields: dict[str, str]) -> None:
         detail = "; ".join(f"{path}: {reason}" for path, reason in fields.items())
-        super().__init__(f"Invalid data for {job_name}: {detail}")
+        super().__init__(f"{self.PREFIX}{job_name}: {detail}")
         self.job_name = job_name
         self.fields = fields
 

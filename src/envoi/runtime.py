@@ -96,7 +96,7 @@ class Envoi:
         #: What happened to messages and dead letters; the webhook publisher subscribes.
         self.events = EventBus(self.db)
         self.recorders.append(
-            SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded, events=self.events)
+            SqlFailureRecorder(self.db, on_recorded=self.queue.failure_recorded, events=self.events)
         )
         self.dead_letters = FailedJobService(db=self.db, queue=self.queue, events=self.events)
         self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)

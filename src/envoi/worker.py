@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -21,6 +23,7 @@ from bullmq import Worker as BullWorker
 from envoi import metrics
 from envoi.errors import QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
 from envoi.queue.failures import final_failure, is_final_failure
+from envoi.queue.inspect import worker_name
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
@@ -89,7 +92,7 @@ class Worker:
 
     def worker_options(self) -> dict[str, Any]:
         s = self.settings
-        return {
+        options: dict[str, Any] = {
             # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
             "connection": s.redis.connection_kwargs(connect_timeout_s=s.redis_connect_timeout_s),
             "prefix": s.redis_prefix,
@@ -99,9 +102,18 @@ class Worker:
             "maxStalledCount": s.worker_max_stalled_count,
             "drainDelay": s.worker_drain_delay_s,
             "autorun": False,
+            # Names the worker's Redis connections: the admin's worker list shows host, pid, concurrency.
+            "name": worker_name(socket.gethostname(), os.getpid(), self.concurrency),
         }
+        if s.worker_throughput_minutes:
+            # bullmq then counts finished jobs per minute in Redis (the admin page's throughput chart).
+            options["metrics"] = {"maxDataPoints": s.worker_throughput_minutes}
+        return options
 
     async def start(self) -> None:
+        """Connect and start taking jobs. `QueueUnavailableError` at once when Redis does not answer:
+        bullmq's own client would retry for minutes; a supervisor restarting `envoi worker` is clearer."""
+        await self.envoi.queue.ping()
         for queue in self.queues:
             worker = BullWorker(queue, self._processor(queue), self.worker_options())
             worker.on("completed", self._on_completed(queue))

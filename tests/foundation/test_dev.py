@@ -19,7 +19,17 @@ from bullmq import Queue
 from envoi.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
 from tests.helpers import eventually
 
-CLEARED = ("REDIS_URL", "REDIS_HOST", "DATABASE_URL", "ENVOI_API_KEY", "ENVOI_ADMIN_TOKEN", "QUEUE_ENABLED")
+CLEARED = (
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PREFIX",
+    "DATABASE_URL",
+    "ENVOI_API_KEY",
+    "ENVOI_ADMIN_TOKEN",
+    "QUEUE_ENABLED",
+    "SMS_PROVIDER",
+    "SMS_ENABLED",
+)
 
 
 def inbox_titles(db: Path) -> list[str]:
@@ -73,6 +83,38 @@ async def test_envoi_dev_serves_and_processes_then_stops(tmp_path: Path) -> None
         await eventually(
             lambda: "Hello from another process" in inbox_titles(db), timeout=30, message="the job's row"
         )
+
+        # The addresses other commands need, and one of them finding this instance from a subfolder.
+        dev_env = (tmp_path / "var" / "dev.env").read_text()
+        assert f"REDIS_URL={redis_url.group(1)}\n" in dev_env
+        assert f"DATABASE_URL=sqlite:///{db}\n" in dev_env
+        sub = tmp_path / "src"
+        sub.mkdir()
+        cleared = {k: v for k, v in env.items() if k not in CLEARED}
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "envoi", "jobs", "list", "--state", "completed"],
+            cwd=sub,
+            env=cleared,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (listed.returncode, listed.stderr) == (0, ""), listed.stderr
+
+        # SMS goes to the development outbox under make dev: written, not dropped.
+        async with httpx.AsyncClient() as client:
+            key = re.search(r"ENVOI_API_KEY=(\S+)", output)
+            assert key, output
+            accepted = await client.post(
+                f"{url}/v1/jobs/SEND_SMS",
+                json={"to": "+33612345678", "message": "Your code is 424242"},
+                headers={"Authorization": f"Bearer {key.group(1)}"},
+            )
+        assert accepted.status_code == 202 and accepted.json()["warnings"] == [], accepted.text
+        outbox = tmp_path / "var" / "outbox"
+        sms = await eventually(lambda: sorted(outbox.glob("*-sms-*.txt")), timeout=30, message="the SMS file")
+        assert "Your code is 424242" in sms[0].read_text()
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 60)

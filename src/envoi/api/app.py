@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from envoi.api import admin as admin_page
-from envoi.api import errors
+from envoi.api import docs, errors
 from envoi.api.middleware import (
     BodyLimitMiddleware,
     ErrorShieldMiddleware,
     HostGuardMiddleware,
     NulGuardMiddleware,
 )
-from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhook_endpoints, webhooks
+from envoi.api.routes import admin, flows, inbox, jobs, ops, queues, reminders, webhook_endpoints, webhooks
 from envoi.api.routes.jobs import JOB_PATH, job_schemas, known_jobs
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
@@ -65,7 +65,15 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
             if envoi is None:
                 await runtime.close()
 
-    app = FastAPI(title="envoi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are envoi's own pages over packaged assets (`envoi.api.docs`), not FastAPI's CDN ones.
+    app = FastAPI(
+        title="envoi",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     if envoi is not None:
         app.state.envoi = envoi
     errors.install(app)
@@ -81,9 +89,10 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    for module in (ops, jobs, flows, reminders, inbox, admin, webhooks, webhook_endpoints):
+    for module in (ops, jobs, flows, reminders, inbox, admin, queues, webhooks, webhook_endpoints):
         app.include_router(module.router)
     admin_page.install(app)
+    docs.install(app)
 
 
 def _document(app: FastAPI) -> None:

@@ -21,7 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from envoi.errors import InvalidJobDataError, TemplateError, UnknownJobError
+from envoi.errors import InvalidJobDataError, QueueUnavailableError, TemplateError, UnknownJobError
+from envoi.queue.inspect import JobNotFoundError, JobStateError, UnknownQueueError
 from envoi.validation import json_safe
 
 log = logging.getLogger("envoi.api")
@@ -81,7 +82,21 @@ async def _pydantic(_request: Request, exc: Exception) -> JSONResponse:
     return from_pydantic(exc)
 
 
+def _problem(status: int) -> Any:
+    """A handler answering `{"detail": str(exc)}` with `status` (the messages name no secret)."""
+
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
+    # Redis cannot be asked: the admin routes that read or change bullmq's state cannot answer.
+    app.add_exception_handler(QueueUnavailableError, _problem(503))
+    app.add_exception_handler(UnknownQueueError, _problem(404))
+    app.add_exception_handler(JobNotFoundError, _problem(404))
+    app.add_exception_handler(JobStateError, _problem(409))
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidJobDataError, _invalid_job_data)
     app.add_exception_handler(UnknownJobError, _unknown_job)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from envoi.config import Settings
 from envoi.db.types import new_id
 from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.jobs import JobPayload, Mode
-from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.queue.service import QueueService
 
 
@@ -69,3 +71,17 @@ async def submit(
             await keys.release(job_name, idempotency_key)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)
+
+
+#: The channel each raw job sends through, when it can be switched off.
+JOB_CHANNELS: dict[str, str] = {JobName.SEND_SMS: "sms", JobName.SEND_WHATSAPP: "whatsapp"}
+
+
+def channel_warnings(settings: Settings, channels: Iterable[str]) -> list[str]:
+    """One line per channel that is switched off: the job is accepted, and completes without sending
+    (its ledger row says CANCELLED). The caller learns it now rather than from a missing message."""
+    return [
+        f"{channel}: {reason}: the message is accepted but will not be sent"
+        for channel in dict.fromkeys(channels)
+        if (reason := settings.channel_off_reason(channel)) is not None
+    ]

@@ -41,6 +41,8 @@ class Body(Camel, CleanInput):
 class JobAccepted(Camel):
     job_id: str
     mode: Mode
+    #: Channels switched off for this job (`SMS_ENABLED=false`...): accepted, but nothing will be sent.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class FlowJob(Camel):
@@ -51,6 +53,8 @@ class FlowJob(Camel):
 class FlowAccepted(Camel):
     jobs: list[FlowJob]
     mode: Mode
+    #: Channels of the flow switched off: their messages were not enqueued.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ScheduledReminder(Camel):
@@ -63,6 +67,8 @@ class ScheduledReminder(Camel):
 
 class RemindersScheduled(Camel):
     reminders: list[ScheduledReminder]
+    #: Channels switched off: their reminders were not scheduled.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Count(Camel):
@@ -127,6 +133,8 @@ class QueueState(Camel):
     name: str
     #: Jobs per bullmq state; null when Redis cannot be asked.
     counts: dict[str, int] | None
+    #: Paused (no worker takes a new job); null when Redis cannot be asked.
+    paused: bool | None = None
 
 
 class QueuesOverview(Camel):
@@ -149,6 +157,10 @@ class FailedJobItem(Camel):
     retried_job_id: str | None
     created_at: datetime
     updated_at: datetime
+    #: The job failed because its data did not validate: a retry sends the same data.
+    failed_on_invalid_data: bool = False
+    #: The fields its job's model refuses today (a retry would be refused), or null.
+    data_problems: dict[str, str] | None = None
 
 
 class FailedJobPage(Camel):

@@ -23,8 +23,9 @@ from envoi.channels.email_resend import ResendEmailChannel
 from envoi.channels.email_sendgrid import SendGridEmailChannel
 from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.channels.inapp import InAppChannel
+from envoi.channels.text_console import ConsoleTextChannel
 from envoi.channels.twilio import TwilioMessages, TwilioSmsChannel, TwilioWhatsAppChannel
-from envoi.config import EmailProvider, Settings
+from envoi.config import EmailProvider, Settings, TextProvider
 from envoi.db.session import Database
 
 __all__ = [
@@ -50,10 +51,11 @@ _EMAIL_CHANNELS: dict[EmailProvider, Callable[[Settings], Channel[OutgoingEmail]
 @dataclass
 class Channels:
     email: Channel[OutgoingEmail]
-    #: None when SMS is off (SMS_ENABLED=false, or Twilio not configured): the SMS job then completes
-    #: without sending (ledger row CANCELLED with `Settings.channel_off_reason()`).
+    #: None when SMS is off (SMS_ENABLED=false, or its provider not configured): the SMS job then
+    #: completes without sending (ledger row CANCELLED with `Settings.channel_off_reason()`). Twilio, or
+    #: the console outbox with SMS_PROVIDER=console.
     sms: Channel[OutgoingText] | None
-    #: None when WhatsApp is off, likewise.
+    #: None when WhatsApp is off, likewise; WHATSAPP_PROVIDER picks Twilio or the console.
     whatsapp: Channel[OutgoingText] | None
     inapp: Channel[InAppMessage]
     twilio: TwilioMessages | None = None
@@ -64,13 +66,18 @@ class Channels:
     def from_settings(cls, settings: Settings, db: Database) -> Channels:
         email_class = _EMAIL_CHANNELS[settings.email_provider or EmailProvider.SMTP]
         email: Channel[OutgoingEmail] = email_class(settings)
-        twilio = TwilioMessages(settings) if settings.sms_enabled or settings.whatsapp_enabled else None
-        sms = whatsapp = None
-        # The settings' validator guarantees the sender numbers of the enabled channels.
-        if twilio is not None and settings.sms_enabled and settings.twilio_phone_number:
+        twilio = TwilioMessages(settings) if settings.twilio_sms or settings.twilio_whatsapp else None
+        sms: Channel[OutgoingText] | None = None
+        whatsapp: Channel[OutgoingText] | None = None
+        # The settings' validator guarantees the sender numbers of the enabled Twilio channels.
+        if twilio is not None and settings.twilio_sms and settings.twilio_phone_number:
             sms = TwilioSmsChannel(twilio, sender=settings.twilio_phone_number)
-        if twilio is not None and settings.whatsapp_enabled and settings.twilio_whatsapp_number:
+        elif settings.sms_enabled and settings.sms_provider is TextProvider.CONSOLE:
+            sms = ConsoleTextChannel(settings, name=ChannelName.SMS)
+        if twilio is not None and settings.twilio_whatsapp and settings.twilio_whatsapp_number:
             whatsapp = TwilioWhatsAppChannel(twilio, sender=settings.twilio_whatsapp_number)
+        elif settings.whatsapp_enabled and settings.whatsapp_provider is TextProvider.CONSOLE:
+            whatsapp = ConsoleTextChannel(settings, name=ChannelName.WHATSAPP)
         off_reasons = {
             name: reason
             for name in (ChannelName.SMS, ChannelName.WHATSAPP)

@@ -15,8 +15,9 @@ import httpx
 import typer
 
 from envoi.cli.common import configure_logging, settings_or_exit
-from envoi.config import Settings
+from envoi.config import Settings, TextProvider
 from envoi.db.migrate import upgrade
+from envoi.devenv import absolute_sqlite_url, write_dev_env
 from envoi.embedded_redis import EmbeddedRedis
 
 
@@ -27,6 +28,9 @@ def dev(
     configure_logging()
     env = dict(os.environ)
     env.setdefault("EMAIL_PROVIDER", "console")
+    # Every channel has a development outbox: nothing is sent, nothing is silently dropped.
+    env.setdefault("SMS_PROVIDER", TextProvider.CONSOLE.value)
+    env.setdefault("WHATSAPP_PROVIDER", TextProvider.CONSOLE.value)
     if port:
         env["ENVOI_PORT"] = str(port)
     os.environ.update(env)
@@ -39,6 +43,16 @@ def dev(
         env["REDIS_URL"] = redis.start()
         typer.echo(f"Started a private redis-server on {env['REDIS_URL']} (append-only file in var/redis/)")
     env.update(_dev_tokens(settings))
+    # Where this instance is, for every other `envoi` command run in this folder or below.
+    dev_env = write_dev_env(
+        Path.cwd(),
+        {
+            "REDIS_URL": env.get("REDIS_URL"),
+            "DATABASE_URL": absolute_sqlite_url(settings.database_url, Path.cwd()),
+            "REDIS_PREFIX": env.get("REDIS_PREFIX"),
+        },
+    )
+    typer.echo(f"Addresses written to {dev_env}: `envoi jobs list`, `envoi dlq list`... find this instance")
 
     processes = [subprocess.Popen([sys.executable, "-m", "envoi", "api"], env=env)]
     if settings.queue_enabled:

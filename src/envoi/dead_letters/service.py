@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select, tuple_, update
 
 from envoi import metrics
 from envoi.db.models import FailedJob, FailedJobStatus
@@ -37,7 +37,7 @@ from envoi.dead_letters.results import (
     RetryOutcome,
     RetryResult,
 )
-from envoi.errors import EnvoiError
+from envoi.errors import EnvoiError, InvalidJobDataError
 from envoi.events import EventBus, EventType, dead_letter_data
 from envoi.masking import mask_dead_letter
 from envoi.queue.service import QueueService
@@ -50,6 +50,7 @@ __all__ = [
     "DeadLetterSummary",
     "FailedJobFilters",
     "FailedJobNotFoundError",
+    "FailedJobNotResolvableError",
     "FailedJobNotRetryableError",
     "FailedJobService",
     "Page",
@@ -69,6 +70,8 @@ _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 RETRY_OPTIONS = ("attempts", "backoff", "priority", "lifo", "removeOnComplete")
 
 Progress = Callable[[int], None]
+#: A module-level name: inside the class, `list` is the method.
+Rows = list[FailedJob]
 #: (start of the hour, dead letters created in it); a module-level name because the class has a `list`.
 HourCounts = list[tuple[datetime, int]]
 
@@ -127,6 +130,23 @@ def retry_options(row: FailedJob) -> tuple[dict[str, Any], float | None]:
 
 def retry_job_id(row_id: str) -> str:
     return f"dlq-retry-{row_id}"
+
+
+class FailedJobNotResolvableError(EnvoiError):
+    """The row was RETRIED: its job was enqueued again, there is nothing left to resolve by hand."""
+
+    def __init__(self, failed_job_id: str, status: str) -> None:
+        super().__init__(
+            f"Dead letter {failed_job_id} is {status}: only a FAILED dead letter can be resolved"
+        )
+        self.failed_job_id = failed_job_id
+        self.status = status
+
+
+def failed_on_invalid_data(row: FailedJob) -> bool:
+    """The job failed because its data did not validate (`InvalidJobDataError`): retrying the same data
+    fails again, unless the code changed since."""
+    return row.error_message.startswith(InvalidJobDataError.PREFIX)
 
 
 class FailedJobService:
@@ -381,6 +401,48 @@ class FailedJobService:
                 by_job_name[job_name] = by_job_name.get(job_name, 0) + int(count)
                 newest = max(newest, str(group_last))
         return DeadLetterSummary(total=total, by_queue=by_queue, by_job_name=by_job_name, last_id=newest)
+
+    async def resolve(self, id: str) -> FailedJob:
+        """Mark a FAILED dead letter RESOLVED: handled by hand, not to be retried (retry refuses a RESOLVED
+        row). A RESOLVED row is returned as it is; `FailedJobNotResolvableError` for a RETRIED one,
+        `FailedJobNotFoundError` for an unknown id."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(FailedJob)
+                .where(FailedJob.id == id, FailedJob.status == FailedJobStatus.FAILED.value)
+                .values(status=FailedJobStatus.RESOLVED.value, updated_at=utcnow())
+            )
+            row = await session.get(FailedJob, id, populate_existing=True)
+        if row is None:
+            raise FailedJobNotFoundError(id)
+        if row.status != FailedJobStatus.RESOLVED.value:
+            raise FailedJobNotResolvableError(id, row.status)
+        return row
+
+    def data_problems(self, row: FailedJob) -> dict[str, str] | None:
+        """The fields of the row's data its job's model refuses today (a retry would be refused with
+        them), or None. Unknown without a queue (`FailedJobService(db=...)`): None."""
+        if self.queue is None or not isinstance(row.job_data, dict):
+            return None
+        try:
+            self.queue.registry.validate(row.job_name, row.job_data)
+        except InvalidJobDataError as exc:
+            return exc.fields
+        return None
+
+    async def for_jobs(self, jobs: Sequence[tuple[str, str]]) -> Rows:
+        """The dead letters of these (queue, bullmq job id) pairs, newest first (the unique index on
+        (queue_name, job_id, finished_on) serves the lookup)."""
+        if not jobs:
+            return []
+        statement = (
+            select(FailedJob)
+            .where(tuple_(FailedJob.queue_name, FailedJob.job_id).in_(list(jobs)))
+            .order_by(FailedJob.id.desc())
+            .limit(MAX_LIMIT)
+        )
+        async with self.db.session() as session:
+            return list((await session.scalars(statement)).all())
 
 
 def _rowcount(result: Any) -> int:

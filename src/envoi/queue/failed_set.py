@@ -9,10 +9,19 @@ identity. Two envoi keys per queue (`envoi.queue.keys`) keep reconciliation pass
 - `dlq:{queue}:reconciled`: the watermark; a pass reads failed-set scores from there. Seen entries below
   it are trimmed when it moves.
 
+A failure is *recorded* (it has a row, or had one an operator deleted) when it is below the watermark
+(every pass reads from there on, so everything below was compared with the table) or in the seen set.
+`clean_recorded` removes only those from bullmq's failed set: the operator's "clean failed" can never
+take away a failure the dead letters do not hold yet.
+
 Every call raises `QueueUnavailableError` when Redis cannot be asked.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
 
 from bullmq import Job
 
@@ -22,6 +31,15 @@ from envoi.queue.redis_backend import RedisBackend, RedisDoor, text
 
 #: (job id, finishedOn in ms)
 Entry = tuple[str, int]
+#: Failed-set entries read per step of a clean.
+CLEAN_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CleanResult:
+    removed: int
+    #: Failed jobs older than asked but kept: no dead-letter row is known for them yet.
+    kept: int = 0
 
 
 def _member(entry: Entry) -> str:
@@ -99,3 +117,44 @@ class FailedSet:
             return final_failure(queue, job)
 
         return await self._door(read)
+
+    async def clean_recorded(self, queue: str, *, older_than_ms: int, limit: int) -> CleanResult:
+        """Remove from bullmq's failed set up to `limit` failures older than `older_than_ms` that are
+        recorded as dead letters (see the module docstring); the others are kept and counted."""
+
+        async def clean(redis: RedisBackend) -> CleanResult:
+            q = redis.queue(queue)
+            failed, cutoff = q.toKey("failed"), int(time.time() * 1000) - older_than_ms
+            removed = kept = 0
+            mark = text(await redis.client.get(redis.keys.dlq_watermark(queue)))
+            watermark = int(mark) if mark else None
+            while removed < limit:
+                async with asyncio.timeout(redis.budget_s):
+                    # Removed entries leave the range: the offset skips only the ones kept.
+                    page = await redis.client.zrangebyscore(
+                        failed, "-inf", f"({cutoff}", start=kept, num=CLEAN_PAGE, withscores=True
+                    )
+                    if not page:
+                        break
+                    entries = [(str(e[0]), int(e[1])) for e in page]
+                    seen = await redis.client.zmscore(
+                        redis.keys.dlq_seen(queue), [_member(e) for e in entries]
+                    )
+                    for (job_id, finished_on), seen_score in zip(entries, seen, strict=True):
+                        if removed >= limit:
+                            break
+                        recorded = seen_score is not None or (
+                            watermark is not None and finished_on < watermark
+                        )
+                        # Still failed as read (not retried from another tool meanwhile), then removed.
+                        if (
+                            recorded
+                            and await redis.client.zscore(failed, job_id) == finished_on
+                            and await q.remove(job_id)
+                        ):
+                            removed += 1
+                        else:
+                            kept += 1
+            return CleanResult(removed=removed, kept=kept)
+
+        return await self._door(clean)

@@ -9,6 +9,9 @@ separate per deployment (two deployments on one Redis use two bullmq prefixes):
     envoi:{prefix}:alerts:gate                    SET NX EX: at most one alert per interval
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
     envoi:{prefix}:dlq:{queue}:reconciled         the reconciler's watermark
+    envoi:{prefix}:recipients:{sha256}            one recipient's delayed and failed jobs (admin search)
+
+bullmq's own per-queue keys that envoi reads are named by bullmq (`Queue.toKey`), never here.
 """
 
 from __future__ import annotations
@@ -37,3 +40,7 @@ class EnvoiKeys:
 
     def dlq_watermark(self, queue: str) -> str:
         return f"{self.root}:dlq:{queue}:reconciled"
+
+    def recipients(self, digest: str) -> str:
+        # `digest` is already a SHA-256 (`envoi.queue.recipients.recipient_digest`): no address in clear.
+        return f"{self.root}:recipients:{digest}"

@@ -25,10 +25,12 @@ from envoi.queue.breaker import CircuitBreaker
 from envoi.queue.failed_set import FailedSet
 from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.inline import InlineBackend
-from envoi.queue.jobs import FailureRecorder, HandlerRegistry, JobPayload
+from envoi.queue.inspect import QueueInspector
+from envoi.queue.jobs import FailureRecorder, FinalFailure, HandlerRegistry, JobPayload
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
+from envoi.queue.recipients import RecipientIndex
 from envoi.queue.redis_backend import RedisBackend
 from envoi.queue.server import ServerCheck
 from envoi.validation import check_sizes
@@ -75,6 +77,9 @@ class QueueService:
         self.failed_set = FailedSet(self.on_redis)
         #: What envoi needs from the server (noeviction, persistence), logged at start by the doors.
         self.server = ServerCheck(self.on_redis)
+        self.recipients = RecipientIndex(self.on_redis, retention_days=settings.recipient_index_days)
+        #: What the admin console and `envoi jobs` read and do: jobs in every state, workers, throughput.
+        self.inspector = QueueInspector(self.on_redis, self.failed_set)
         if settings.queue_enabled:
             self._redis = RedisBackend(settings)
             log.info("Queue enabled with Redis (%s)", settings.redis)
@@ -163,6 +168,9 @@ class QueueService:
             )
         except QueueUnavailableError:
             result = await self.inline.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
+        if result.mode == "queued" and opts.get("delay"):
+            # A scheduled job can be looked for by its recipient (`envoi.queue.recipients`).
+            await self.recipients.index(queue, result.job_id, payload)
         metrics.ENQUEUE_LATENCY.labels(queue, result.mode).observe(time.perf_counter() - started)
         metrics.JOBS_ENQUEUED.labels(queue, job_name, result.mode).inc()
         if result.mode == "sync":
@@ -187,6 +195,12 @@ class QueueService:
     async def ping(self) -> None:
         """Return when Redis answers; `QueueUnavailableError` saying why not."""
         await self.on_redis(lambda redis: redis.ping())
+
+    async def failure_recorded(self, failure: FinalFailure) -> None:
+        """After a dead letter's insert: the reconciler's seen mark, and the recipient index."""
+        await self.failed_set.mark_recorded(failure)
+        if failure.job_id is not None:
+            await self.recipients.index(failure.queue, failure.job_id, failure.data)
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -31,6 +31,7 @@ from envoi.api.routes.jobs import known_jobs
 from envoi.config import LOCALES
 from envoi.errors import TemplateError
 from envoi.notifications.previews import BY_NAME, MESSAGES, Preview, preview
+from envoi.queue.inspect import LISTED_STATES
 from envoi.queue.names import QUEUE_NAMES
 from envoi.webhooks import EVENT_TYPES
 
@@ -88,6 +89,7 @@ async def admin_page(
         # envoi's jobs and the application's (`@job`), for the dead-letter filter.
         job_names=list(known_jobs(envoi.registry)),
         webhook_events=EVENT_TYPES,
+        job_states=LISTED_STATES,
         logout_enabled=settings.envoi_admin_token is not None,
     )
 

@@ -26,10 +26,15 @@ from envoi.dead_letters.service import (
     MAX_LIMIT,
     FailedJobFilters,
     FailedJobNotFoundError,
+    FailedJobNotResolvableError,
     FailedJobNotRetryableError,
+    FailedJobService,
+    failed_on_invalid_data,
     row_as_dict,
 )
+from envoi.errors import QueueUnavailableError
 from envoi.queue.names import QUEUE_NAMES
+from envoi.runtime import Envoi
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Admin])
 
@@ -58,15 +63,29 @@ def filter_params(
 Filters = Annotated[FilterParams, Depends(filter_params)]
 
 
-def item(row: FailedJob) -> FailedJobItem:
-    """The row with recipients masked: in the payload, and in the error and stack traces that quote them."""
-    return FailedJobItem.model_validate(row_as_dict(row))
+def item(row: FailedJob, service: FailedJobService | None = None) -> FailedJobItem:
+    """The row with recipients masked: in the payload, and in the error and stack traces that quote them;
+    with `service`, what a retry of its data would meet (the page warns before such a retry)."""
+    fields = row_as_dict(row)
+    fields["failed_on_invalid_data"] = failed_on_invalid_data(row)
+    fields["data_problems"] = service.data_problems(row) if service is not None else None
+    return FailedJobItem.model_validate(fields)
+
+
+async def _paused(envoi: Envoi, queue: str) -> bool | None:
+    try:
+        return await envoi.queue.inspector.paused(queue)
+    except QueueUnavailableError:
+        return None
 
 
 @router.get("/queues", response_model=QueuesOverview)
 async def queues(envoi: EnvoiDep) -> QueuesOverview:
     """Jobs per state in each queue (null when Redis cannot be asked), and whether jobs run inline."""
-    states = [QueueState(name=name, counts=await envoi.queue.counts(name)) for name in QUEUE_NAMES]
+    states = [
+        QueueState(name=name, counts=await envoi.queue.counts(name), paused=await _paused(envoi, name))
+        for name in QUEUE_NAMES
+    ]
     return QueuesOverview(
         queue_enabled=envoi.settings.queue_enabled,
         fallback_active=envoi.queue.fallback_active,
@@ -83,7 +102,7 @@ async def list_failed_jobs(
 ) -> FailedJobPage:
     """Newest first; pass `nextCursor` back as `cursor` for the next page."""
     page = await service.page(params.filters(), limit=limit, cursor=cursor)
-    return FailedJobPage(items=[item(row) for row in page.items], next_cursor=page.next_cursor)
+    return FailedJobPage(items=[item(row, service) for row in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/failure-histogram", response_model=FailureHistogram)
@@ -111,7 +130,7 @@ async def get_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> 
     row = await service.get(failed_job_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter")
-    return item(row)
+    return item(row, service)
 
 
 @router.post(
@@ -160,3 +179,20 @@ async def delete_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) 
     if not await service.delete(failed_job_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/failed-jobs/{id}/resolve",
+    response_model=FailedJobItem,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "Already retried"}},
+)
+async def resolve_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep) -> FailedJobItem:
+    """Mark a FAILED dead letter RESOLVED (handled by hand; it can no longer be retried). Resolving a
+    RESOLVED one answers it as it is; a RETRIED one is a 409."""
+    try:
+        row = await service.resolve(failed_job_id)
+    except FailedJobNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such dead letter") from None
+    except FailedJobNotResolvableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return item(row, service)

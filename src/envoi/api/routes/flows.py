@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from envoi.api.deps import ApiKey, EnvoiDep, NotificationsDep
+from envoi.api.intake import channel_warnings
 from envoi.api.schemas import (
     AbandonRecoveryRequest,
     FlowAccepted,
@@ -34,14 +35,16 @@ flow = partial(
 )
 
 
-def accepted(results: Sequence[EnqueueResult], envoi: Envoi) -> FlowAccepted:
-    """`mode` is "sync" when any job of the flow ran inline (Redis unavailable)."""
+def accepted(results: Sequence[EnqueueResult], envoi: Envoi, skipped: Sequence[str] = ()) -> FlowAccepted:
+    """`mode` is "sync" when any job of the flow ran inline (Redis unavailable); `skipped` are the
+    channels the flow would have used and that are switched off (named in `warnings`)."""
     modes = {result.mode for result in results}
     if not modes:
         modes = {"sync" if envoi.queue.fallback_active else "queued"}
     return FlowAccepted(
         jobs=[FlowJob(job_id=r.job_id, job_name=r.job_name) for r in results],
         mode="sync" if "sync" in modes else "queued",
+        warnings=channel_warnings(envoi.settings, skipped),
     )
 
 
@@ -87,4 +90,5 @@ async def abandon_recovery(
 async def appointment_confirmation(
     appointment: Appointment, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
-    return accepted(await service.send_appointment_confirmation(appointment=appointment), envoi)
+    results = await service.send_appointment_confirmation(appointment=appointment)
+    return accepted(results, envoi, ("sms", "whatsapp") if appointment.lead.phone else ())

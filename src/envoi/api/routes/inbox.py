@@ -66,7 +66,7 @@ async def create_notification(
         with_idempotency_key(data, idempotency_key),
     )
     submission = await submit_job(envoi.queue, store, job=job, idempotency_key=idempotency_key)
-    return accepted(submission, response)
+    return accepted(submission, response, [])
 
 
 @router.get("", response_model=NotificationPage, responses={422: {"model": ValidationProblem}})

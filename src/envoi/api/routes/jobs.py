@@ -15,7 +15,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from envoi.api.deps import ApiKey, EnvoiDep, IdempotencyDep, IdempotencyKey
-from envoi.api.intake import Submission, submit, submit_job, with_idempotency_key
+from envoi.api.intake import (
+    JOB_CHANNELS,
+    Submission,
+    channel_warnings,
+    submit,
+    submit_job,
+    with_idempotency_key,
+)
 from envoi.api.schemas import JobAccepted, Problem, ValidationProblem
 from envoi.notifications.jobs import JOB_MODELS, parse_job
 from envoi.queue.jobs import JOB_NAME_PATTERN, HandlerRegistry
@@ -55,12 +62,13 @@ EXAMPLES = {
 }
 
 
-def accepted(submission: Submission, response: Response) -> JobAccepted:
-    """202 for a new job; 200 (and the first job's mode is not known) for a repeated key."""
+def accepted(submission: Submission, response: Response, warnings: list[str]) -> JobAccepted:
+    """202 for a new job; 200 (and the first job's mode is not known) for a repeated key. `warnings`
+    name the channels switched off for this job."""
     if submission.mode is None:
         response.status_code = status.HTTP_200_OK
-        return JobAccepted(job_id=submission.job_id, mode="queued")
-    return JobAccepted(job_id=submission.job_id, mode=submission.mode)
+        return JobAccepted(job_id=submission.job_id, mode="queued", warnings=warnings)
+    return JobAccepted(job_id=submission.job_id, mode=submission.mode, warnings=warnings)
 
 
 @router.post(
@@ -91,7 +99,8 @@ async def enqueue_job(
         # envoi's own jobs: the Idempotency-Key also names the message in the delivery ledger.
         job = parse_job(job_name, with_idempotency_key(data, idempotency_key))
         submission = await submit_job(envoi.queue, store, job=job, idempotency_key=idempotency_key)
-        return accepted(submission, response)
+        channel = JOB_CHANNELS.get(job_name)
+        return accepted(submission, response, channel_warnings(envoi.settings, [channel] if channel else []))
     registration = envoi.registry.get(job_name)
     if registration is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No job named {job_name!r}")
@@ -104,4 +113,4 @@ async def enqueue_job(
         data=envoi.registry.validate(job_name, data),
         idempotency_key=idempotency_key,
     )
-    return accepted(submission, response)
+    return accepted(submission, response, [])

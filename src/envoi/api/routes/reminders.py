@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from envoi.api.deps import ApiKey, NotificationsDep
+from envoi.api.deps import ApiKey, NotificationsDep, SettingsDep
 from envoi.api.errors import invalid
+from envoi.api.intake import channel_warnings
 from envoi.api.schemas import RemindersScheduled, ScheduledReminder, ValidationProblem
 from envoi.notifications.models import Appointment
 
@@ -23,7 +24,7 @@ AppointmentId = Annotated[str, Path(alias="appointmentId", min_length=1, max_len
     summary="Schedule (or reschedule) the day-before and hour-before reminders",
 )
 async def schedule_reminders(
-    appointment_id: AppointmentId, appointment: Appointment, service: NotificationsDep
+    appointment_id: AppointmentId, appointment: Appointment, service: NotificationsDep, settings: SettingsDep
 ) -> RemindersScheduled | Response:
     if appointment.appointment_id != appointment_id:
         return invalid(
@@ -36,7 +37,8 @@ async def schedule_reminders(
             for r in scheduled
             # With Redis down a delayed job is not run now but dead-lettered: it is not scheduled.
             if r.result.succeeded is not False
-        ]
+        ],
+        warnings=channel_warnings(settings, ["sms"] if appointment.lead.phone else []),
     )
 
 

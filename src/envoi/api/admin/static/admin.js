@@ -102,6 +102,7 @@
       }
     }
     $("#updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    document.dispatchEvent(new CustomEvent("envoi:queues", { detail: overview }));
   }
 
   // --- chart --------------------------------------------------------------------------------------
@@ -172,6 +173,9 @@
     if (item.status === "FAILED") {
       actions.append(el("button", { type: "button", class: "small secondary", text: "Retry",
         onclick: (event) => { event.stopPropagation(); retryOne(item); } }));
+      actions.append(el("button", { type: "button", class: "small ghost", text: "Resolve",
+        title: "Handled by hand: mark it resolved (it can no longer be retried)",
+        onclick: (event) => { event.stopPropagation(); resolveOne(item); } }));
     }
     actions.append(el("button", { type: "button", class: "small danger", text: "Delete",
       onclick: (event) => { event.stopPropagation(); deleteOne(item); } }));
@@ -214,8 +218,18 @@
     await Promise.all([loadDeadLetters(), refreshQueues(), refreshChart()]);
   }
 
+  // A job that failed on its data fails again when retried with the same data: say so first.
+  function retryWarning(item) {
+    const problems = item.dataProblems ? Object.entries(item.dataProblems).map(([k, v]) => `${k}: ${v}`).join("; ") : "";
+    if (problems) return `Its data is refused today (${problems}): the retry will be refused. Fix the producer, then resolve this one.`;
+    if (item.failedOnInvalidData) return "It failed because its data was invalid; a retry sends the same data, so it fails again unless the code has changed since.";
+    return "";
+  }
+
   async function retryOne(item) {
-    if (!(await confirmDialog("Retry this job?", `${item.jobName} will be enqueued again with fresh attempts.`))) return;
+    const warning = retryWarning(item);
+    const text = `${item.jobName} will be enqueued again with fresh attempts.${warning ? ` Warning: ${warning}` : ""}`;
+    if (!(await confirmDialog(warning ? "Retry a job whose data was invalid?" : "Retry this job?", text))) return;
     try {
       const answer = await api(`/v1/admin/failed-jobs/${encodeURIComponent(item.id)}/retry`, { method: "POST" });
       // No queue: it ran now (200 "sync"); had it failed again, the 502's detail is the toast below.
@@ -224,6 +238,14 @@
       toast(error.message, true);
       await loadDeadLetters(); // a 502 (failed again) still changed the list: the row is RETRIED, a new one FAILED
     }
+  }
+
+  async function resolveOne(item) {
+    if (!(await confirmDialog("Mark this dead letter resolved?", `${item.jobName}: handled by hand; it will not be retried.`))) return;
+    try {
+      await api(`/v1/admin/failed-jobs/${encodeURIComponent(item.id)}/resolve`, { method: "POST" });
+      await afterChange("Dead letter resolved");
+    } catch (error) { toast(error.message, true); }
   }
 
   async function deleteOne(item) {
@@ -254,6 +276,9 @@
   $("#load-more").addEventListener("click", () => loadDeadLetters({ append: true }));
   $("#retry-all").addEventListener("click", () => bulk("retry"));
   $("#delete-all").addEventListener("click", () => bulk("delete"));
+
+  // jobs.js (the jobs, workers and throughput) uses the same helpers.
+  window.envoiAdmin = { el, svg, api, toast, confirmDialog, when, refreshQueues };
 
   refreshQueues();
   refreshChart();

@@ -1,0 +1,190 @@
+"""`envoi jobs list|show|promote|cancel` and `envoi queues pause|resume`: the operations console's HTTP
+routes (`envoi.api.routes.queues`) from a terminal, through the same `QueueInspector`.
+
+    envoi jobs list --state delayed            the next reminders due, with their run-at times
+    envoi jobs show reminder:apt-1:day         one job: state, attempts, data (recipients masked)
+    envoi jobs promote reminder:apt-1:day      a delayed job runs now
+    envoi jobs cancel reminder:apt-1:hour      a waiting or delayed job is removed
+    envoi queues pause notifications           workers take no new job until `resume`
+
+Exit codes: 0 done, 1 no such job, a job in the wrong state, or Redis unreachable; 2 bad arguments.
+Registered by the lead as `app.add_typer(jobs_app, name="jobs")` and `app.add_typer(queues_app,
+name="queues")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from envoi.cli.common import EXIT_USAGE
+from envoi.cli.support import fail
+from envoi.config import load_settings
+from envoi.masking import mask_payload, mask_text
+from envoi.queue.inspect import (
+    LISTED_STATES,
+    JobNotFoundError,
+    JobStateError,
+    JobView,
+    ListedState,
+    QueueInspector,
+    UnknownQueueError,
+)
+from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
+from envoi.runtime import Envoi
+
+T = TypeVar("T")
+
+jobs_app = typer.Typer(
+    help="bullmq's jobs in every state: list, show, promote, cancel.", no_args_is_help=True
+)
+queues_app = typer.Typer(help="Pause or resume a queue for every worker.", no_args_is_help=True)
+out = Console(soft_wrap=False)
+
+QueueOpt = Annotated[str, typer.Option("--queue", "-q", help=f"One of {', '.join(QUEUE_NAMES)}")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+JobIdArg = Annotated[str, typer.Argument(help="The bullmq job id")]
+QueueArg = Annotated[str, typer.Argument(help=f"One of {', '.join(QUEUE_NAMES)}")]
+
+
+def _inspect(work: Callable[[QueueInspector], Awaitable[T]]) -> T:
+    """Run `work` against the configured Redis; a missing job or queue, or a job in the wrong state, is
+    one line and exit 1 (`envoi.cli.support.run` handles Redis being unreachable)."""
+    settings = load_settings()
+    # The breaker's warning speaks of jobs run inline, which looking at jobs never does: when Redis is
+    # unreachable the command says so itself, in one line (`envoi.cli.support.run`).
+    logging.getLogger("envoi.queue").setLevel(logging.ERROR)
+    if not settings.queue_enabled:
+        fail("QUEUE_ENABLED=false: there is no queue to look at (jobs run inline)", EXIT_USAGE)
+
+    async def main() -> T:
+        envoi = Envoi(settings)
+        try:
+            return await work(envoi.queue.inspector)
+        finally:
+            await envoi.close()
+
+    try:
+        return asyncio.run(main())
+    except (JobNotFoundError, JobStateError) as exc:
+        fail(str(exc))
+    except UnknownQueueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def as_json(view: JobView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "queue": view.queue,
+        "name": view.name,
+        "state": view.state,
+        "data": mask_payload(view.data),
+        "attemptsMade": view.attempts_made,
+        "maxAttempts": view.max_attempts,
+        "createdAt": view.created_at.isoformat() if view.created_at else None,
+        "runAt": view.run_at.isoformat() if view.run_at else None,
+        "finishedAt": view.finished_at.isoformat() if view.finished_at else None,
+        "failedReason": mask_text(view.failed_reason) if view.failed_reason else None,
+    }
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@jobs_app.command("list")
+def list_jobs(
+    state: Annotated[
+        str, typer.Option("--state", "-s", help=f"One of {', '.join(LISTED_STATES)}")
+    ] = "waiting",
+    queue: QueueOpt = NOTIFICATIONS_QUEUE,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    json_: JsonOpt = False,
+) -> None:
+    """Jobs in one state: the next to run first; for completed and failed, the latest first."""
+    if state not in LISTED_STATES:
+        fail(f"unknown state {state!r}; expected one of {', '.join(LISTED_STATES)}", EXIT_USAGE)
+    chosen: ListedState = state  # type: ignore[assignment]  # checked just above
+    page = _inspect(lambda inspector: inspector.page(queue, chosen, limit=limit))
+    if json_:
+        _print_json([as_json(view) for view in page.items])
+        return
+    if not page.items:
+        typer.echo(f"No {state} jobs in {queue}.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("Id", overflow="fold")
+    table.add_column("Job", no_wrap=True)
+    table.add_column("Run at" if state == "delayed" else "Created", no_wrap=True)
+    table.add_column("Tries", justify="right", no_wrap=True)
+    table.add_column("Error", overflow="ellipsis", max_width=40)
+    for view in page.items:
+        when = view.run_at if state == "delayed" else view.created_at
+        error = mask_text(view.failed_reason or "").strip().splitlines()
+        tries = f"{view.attempts_made}/{view.max_attempts}"
+        table.add_row(view.id, view.name, _stamp(when), tries, error[0] if error else "")
+    out.print(table)
+    if page.next_offset is not None:
+        typer.echo(f"(first {limit} shown; --limit for more)")
+
+
+@jobs_app.command()
+def show(job_id: JobIdArg, queue: QueueOpt = NOTIFICATIONS_QUEUE, json_: JsonOpt = False) -> None:
+    """One job: state, attempts, times, data (recipients masked), last error."""
+    view = _inspect(lambda inspector: inspector.get(queue, job_id))
+    if json_:
+        _print_json(as_json(view))
+        return
+    for label, value in (
+        ("Job", f"{view.name} {view.id} ({view.queue})"),
+        ("State", view.state),
+        ("Attempts", f"{view.attempts_made} of {view.max_attempts}"),
+        ("Created", _stamp(view.created_at)),
+        ("Run at", _stamp(view.run_at)),
+        ("Finished", _stamp(view.finished_at)),
+        ("Error", mask_text(view.failed_reason or "—")),
+    ):
+        typer.echo(f"{label + ':':<10} {value}")
+    typer.echo("Data:")
+    typer.echo(json.dumps(mask_payload(view.data), indent=2, ensure_ascii=False, default=str))
+
+
+@jobs_app.command()
+def promote(job_id: JobIdArg, queue: QueueOpt = NOTIFICATIONS_QUEUE) -> None:
+    """Make a delayed job due now: a worker takes it at once."""
+    view = _inspect(lambda inspector: inspector.promote(queue, job_id))
+    typer.echo(f"Promoted {view.id}: {view.state} now.")
+
+
+@jobs_app.command()
+def cancel(job_id: JobIdArg, queue: QueueOpt = NOTIFICATIONS_QUEUE) -> None:
+    """Remove a job that has not started (waiting or delayed)."""
+    view = _inspect(lambda inspector: inspector.cancel(queue, job_id))
+    typer.echo(f"Cancelled {view.id} ({view.name}, was {view.state}).")
+
+
+@queues_app.command()
+def pause(queue: QueueArg) -> None:
+    """No worker takes a new job from QUEUE (running ones finish); jobs are still accepted."""
+    _inspect(lambda inspector: inspector.set_paused(queue, True))
+    typer.echo(f"{queue} is paused: jobs wait until `envoi queues resume {queue}`.")
+
+
+@queues_app.command()
+def resume(queue: QueueArg) -> None:
+    """Workers take jobs from QUEUE again."""
+    _inspect(lambda inspector: inspector.set_paused(queue, False))
+    typer.echo(f"{queue} resumed.")
