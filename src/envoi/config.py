@@ -6,8 +6,11 @@ naming it (`load_settings`). Secrets are `SecretStr`: they never show in a repr 
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +29,26 @@ from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
+
+#: `90s`, `15m`, `2h`, `3d`: a whole number and a unit.
+_DURATION = re.compile(r"^\s*([0-9]{1,6})\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"3d"` -> 3 days. Units: s, m, h, d; a positive whole number before them."""
+    match = _DURATION.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"{text.strip()!r} is not a duration such as 90s, 15m, 2h or 3d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_schedule(text: str) -> tuple[timedelta, ...]:
+    """`"1d,3d,6d"` -> the steps' delays, each later than the one before."""
+    steps = tuple(parse_duration(part) for part in text.split(","))
+    if any(later <= earlier for earlier, later in pairwise(steps)):
+        raise ValueError("each step must come later than the one before (such as 1d,3d,6d)")
+    return steps
 
 
 class SmtpSecurity(StrEnum):
@@ -152,6 +175,8 @@ class Settings(BaseSettings):
     frontend_url: str = "http://localhost:3000"
     #: How long a SENDING ledger row belongs to the worker that claimed it.
     delivery_lease_s: float = Field(300, gt=0)
+    #: When the abandon-recovery emails go out, counted from the request: one email per step.
+    abandon_recovery_schedule: str = "1d,3d,6d"
 
     # --- dead letters ----------------------------------------------------------------------------
     dlq_reconcile_interval_s: float = Field(60, gt=0)
@@ -172,6 +197,12 @@ class Settings(BaseSettings):
     def _known_locale(cls, value: str) -> str:
         if value not in LOCALES:
             raise ValueError(f"must be one of {', '.join(LOCALES)}")
+        return value
+
+    @field_validator("abandon_recovery_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)
         return value
 
     @field_validator("redis_url")
@@ -231,6 +262,11 @@ class Settings(BaseSettings):
             tls=self.redis_tls,
             ca_file=str(self.redis_tls_ca_file) if self.redis_tls_ca_file else None,
         )
+
+    @property
+    def abandon_recovery_steps(self) -> tuple[timedelta, ...]:
+        """ABANDON_RECOVERY_SCHEDULE parsed (validated at start)."""
+        return parse_schedule(self.abandon_recovery_schedule)
 
     @property
     def redis_connect_timeout_s(self) -> float:

@@ -4,6 +4,8 @@
     ├── ConfigError                    a setting is invalid: start-up stops with its message
     ├── QueueUnavailableError          Redis cannot be asked now (disabled, down, breaker open):
     │                                  raised by `QueueService.on_redis`; enqueue then runs inline
+    ├── DatabaseUnavailableError       the database cannot record what a request needs recorded
+    │                                  (an Idempotency-Key, a schedule, a cancellation): HTTP 503
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
     │   └── InvalidJobDataError        the data fails validation (the message names the field)
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DatabaseUnavailableError",
     "DeliveryError",
     "EnvoiError",
     "InvalidJobDataError",
@@ -43,6 +46,12 @@ class ConfigError(EnvoiError):
 class QueueUnavailableError(EnvoiError):
     """The queue is disabled, Redis did not answer within its timeouts, or the circuit breaker is open.
     `enqueue` never lets it out (the job runs inline); Redis-only operations raise it or say "unknown"."""
+
+
+class DatabaseUnavailableError(EnvoiError):
+    """The database did not answer: what the request asked for was not done, and can be asked again.
+    Raised where a promise rests on a SQL record (Idempotency-Key, scheduled messages); the API answers
+    503."""
 
 
 class JobError(EnvoiError):

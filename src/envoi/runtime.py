@@ -5,9 +5,12 @@ arguments; nothing below it imports it. The doors (the HTTP API, the CLI, the wo
 `SyncClient`) take an `Envoi` and use its services.
 
     settings ─► Database ─────────────┬─► DeliveryLedger ─► NotificationHandlers ─► registry
+             │                        ├─► ScheduleBook ──────┘ (and NotificationsService)
+             │                        └─► IdempotencyKeys (the API's Idempotency-Key)
              └► QueueService(registry, recorders) ─► NotificationsService
                      │                 └─► FailedJobService (dead letters)
-                     └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter
+                     └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter,
+                                             expired Idempotency-Key purge
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.dead_letters.service import FailedJobService
 from envoi.deliveries import DeliveryLedger
 from envoi.notifications.handlers import NotificationHandlers
+from envoi.notifications.idempotency import IdempotencyKeys
+from envoi.notifications.schedule import ScheduleBook
 from envoi.notifications.service import NotificationsService
 from envoi.queue.jobs import FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
@@ -45,11 +50,15 @@ class Envoi:
         self.recorders.append(SqlFailureRecorder(self.db, on_recorded=self.queue.failed_set.mark_recorded))
         self.dead_letters = FailedJobService(db=self.db, queue=self.queue)
         self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)
-        self.notifications = NotificationsService(settings=settings, queue=self.queue)
+        #: Delayed messages and their cancellations, in SQL (checked by the handlers before sending).
+        self.schedule = ScheduleBook(self.db)
+        #: The HTTP Idempotency-Key, in SQL: it holds with Redis down.
+        self.idempotency = IdempotencyKeys(self.db)
+        self.notifications = NotificationsService(settings=settings, queue=self.queue, schedule=self.schedule)
         self.channels: Channels | None = None
         if registry is None:
             self.channels = Channels.from_settings(settings, self.db)
-            NotificationHandlers(self.channels, self.ledger).register(self.registry)
+            NotificationHandlers(self.channels, self.ledger, self.schedule).register(self.registry)
 
     def worker_companions(self, queues: Sequence[str]) -> list[Companion]:
         """What runs beside a worker serving `queues`, until it stops."""
@@ -59,7 +68,7 @@ class Envoi:
             queues=queues,
             interval_s=self.settings.dlq_reconcile_interval_s,
         )
-        companions: list[Companion] = [reconciler.run_forever]
+        companions: list[Companion] = [reconciler.run_forever, self.idempotency.purge_forever]
         if self.settings.alert_webhook_url is not None:
             alerter = DeadLetterAlerter(settings=self.settings, db=self.db, marks=self.queue.marks)
             companions.append(alerter.run_forever)

@@ -27,7 +27,13 @@ from envoi.db.migrate import (
 from envoi.db.models import Base
 from envoi.db.session import normalize_url
 
-OWN_TABLES = {"failed_jobs", "notifications", "message_deliveries"}
+OWN_TABLES = {
+    "failed_jobs",
+    "notifications",
+    "message_deliveries",
+    "idempotency_keys",
+    "scheduled_messages",
+}
 
 
 def _engine(url: str) -> sa.Engine:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from envoi.api import admin as admin_page
 from envoi.api import errors
 from envoi.api.middleware import BodyLimitMiddleware, ErrorShieldMiddleware, NulGuardMiddleware
-from envoi.api.routes import admin, flows, inbox, jobs, ops, reminders, webhooks
+from envoi.api.routes import abandons, admin, flows, inbox, jobs, ops, reminders, webhooks
 from envoi.api.routes.jobs import JOB_SCHEMA_DEFS
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
@@ -67,7 +67,7 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    for module in (ops, jobs, flows, reminders, inbox, admin, webhooks):
+    for module in (ops, jobs, flows, reminders, abandons, inbox, admin, webhooks):
         app.include_router(module.router)
     admin_page.install(app)
 

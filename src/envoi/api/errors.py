@@ -1,6 +1,9 @@
 """Error answers: every 422 names the field's path and the reason, in one shape.
 
 {"detail": "Invalid request", "errors": [{"in": "body", "path": "lead.email", "reason": "..."}]}
+
+A database that cannot record what a request needs recorded (an Idempotency-Key, a schedule, a
+cancellation) is a 503 with `Retry-After`: nothing was done, the request can be sent again.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from envoi.errors import InvalidJobDataError, UnknownJobError
+from envoi.errors import DatabaseUnavailableError, InvalidJobDataError, UnknownJobError
 
 
 def _path(loc: Sequence[Any]) -> str:
@@ -50,6 +53,17 @@ async def _unknown_job(_request: Request, exc: Exception) -> JSONResponse:
     return invalid([{"in": "path", "path": "jobName", "reason": f"unknown job name {exc.job_name!r}"}])
 
 
+#: Seconds a client is told to wait before asking again after a 503.
+RETRY_AFTER_S = 5
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailableError)
+    return JSONResponse(
+        status_code=503, content={"detail": str(exc)}, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
 async def _pydantic(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError)
     return from_pydantic(exc)
@@ -60,3 +74,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidJobDataError, _invalid_job_data)
     app.add_exception_handler(UnknownJobError, _unknown_job)
     app.add_exception_handler(ValidationError, _pydantic)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)

@@ -1,4 +1,9 @@
-"""Accepting a job from the API: validated by the job's model, Idempotency-Key honoured, enqueued."""
+"""Accepting a job from the API: validated by the job's model, Idempotency-Key honoured, enqueued.
+
+The key is claimed in SQL (`envoi.notifications.idempotency`) before anything is enqueued, Redis up or
+down; a database that does not answer makes the request a 503 (`DatabaseUnavailableError`), never a
+second job.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoi.db.types import new_id
-from envoi.queue.idempotency import IdempotencyKeys
+from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.queue.jobs import JobPayload, Mode
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
@@ -45,6 +50,6 @@ async def submit_job(
         result = await queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)
     except BaseException:
         if idempotency_key is not None:
-            await keys.release(job.JOB_NAME, idempotency_key)
+            await keys.release(job.JOB_NAME, idempotency_key, job_id)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)
