@@ -237,3 +237,36 @@ async def test_a_job_naming_a_schedule_record_that_does_not_exist_is_not_sent(
     row = await inline.ledger.get("abandon:gone:step-1:x")
     assert row is not None and row.error_code == "SCHEDULE_UNKNOWN"
     assert smtp_sink.messages == []
+
+
+async def test_a_step_whose_send_failed_is_stopped_by_a_cancel_before_its_retry(
+    make_delivery_settings: Callable[..., Settings],
+    make_envoi: Callable[..., Envoi],
+    start_worker: Callable[..., Awaitable[Worker]],
+    smtp_sink: SmtpSink,
+) -> None:
+    """The first attempt meets an SMTP 451; before the retry (3 s later) the lead comes back, while the
+    caller's Redis is unreachable: the retry finds its record cancelled and sends nothing."""
+    settings = make_delivery_settings(abandon_recovery_schedule="1s", job_backoff_delay_ms=3000)
+    envoi = make_envoi(settings)
+    await start_worker(envoi)
+    smtp_sink.fail_next(code=451, stage="rcpt")
+    recovery = await envoi.notifications.schedule_abandon_recovery(email=LEAD_EMAIL, resume_url=RESUME_URL)
+    [step] = recovery.replacement.scheduled
+    group = abandon_group(recovery.abandon_id)
+
+    async def given_back() -> bool:
+        [row] = await envoi.schedule.rows(group)
+        return bool(smtp_sink.refusals) and row.status == ScheduleStatus.SCHEDULED
+
+    await eventually(given_back, timeout=10, message="the failed first attempt, its record given back")
+    cut_off = make_envoi(make_delivery_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    cancelled = await cut_off.notifications.cancel_abandon_recovery(abandon_id=recovery.abandon_id)
+    assert (cancelled.cancelled, cancelled.sending) == ([step.slot.job_id], [])
+
+    async def withheld() -> bool:
+        row = await envoi.ledger.get(step.slot.message_key)
+        return row is not None and row.error_code == "SCHEDULE_CANCELLED"
+
+    await eventually(withheld, timeout=15, message="the retry run and withheld")
+    assert smtp_sink.messages == []

@@ -53,7 +53,8 @@ async def test_a_cancel_and_a_handler_racing_for_one_reminder_never_both_win(sch
 async def test_a_moved_reminder_does_not_send_and_its_replacement_does(schedule: ScheduleBook) -> None:
     old, new = slot(), slot()
     await schedule.replace(GROUP, ["reminder-day"], [old])
-    assert await schedule.replace(GROUP, ["reminder-day"], [new]) == [old.job_id]
+    replaced = await schedule.replace(GROUP, ["reminder-day"], [new])
+    assert (replaced.superseded, replaced.sending) == ([old.job_id], [])
     assert await schedule.release(old.id) is Release.SUPERSEDED
     assert await schedule.release(new.id) is Release.SEND
     # A retry of the job that took the row goes on (the ledger keeps it from leaving twice).
@@ -85,7 +86,7 @@ async def test_replacing_other_kinds_leaves_a_group_s_other_messages_alone(sched
     followup, reminder = slot("followup-whatsapp"), slot("reminder-day")
     await schedule.replace(GROUP, ["followup-whatsapp"], [followup])
     await schedule.replace(GROUP, ["reminder-day"], [reminder])
-    assert await schedule.replace(GROUP, ["reminder-day"], []) == [reminder.job_id]
+    assert (await schedule.replace(GROUP, ["reminder-day"], [])).superseded == [reminder.job_id]
     assert await schedule.release(followup.id) is Release.SEND
     with pytest.raises(ValueError, match="belong"):
         await schedule.replace("abandon:x", None, [followup])
@@ -100,3 +101,18 @@ async def test_a_database_that_does_not_answer_records_nothing_and_says_so(opera
         else:
             await schedule.cancel(GROUP)
     await schedule.db.dispose()
+
+
+async def test_a_failed_send_gives_the_row_back_so_a_cancel_before_the_retry_stops_it(
+    schedule: ScheduleBook,
+) -> None:
+    s = slot()
+    await schedule.replace(GROUP, ["reminder-day"], [s])
+    assert await schedule.release(s.id) is Release.SEND
+    # While it is in flight, a move reports it and leaves it alone.
+    moving = await schedule.replace(GROUP, ["reminder-day"], [])
+    assert (moving.superseded, moving.sending) == ([], [s.job_id])
+    await schedule.give_back(s.id)  # the send failed: it will be retried
+    cancel = await schedule.cancel(GROUP)
+    assert (cancel.cancelled, cancel.sending) == ([s.job_id], [])
+    assert await schedule.release(s.id) is Release.CANCELLED, "the retry does not send"

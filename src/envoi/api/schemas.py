@@ -78,6 +78,8 @@ class RemindersScheduled(Camel):
     dead_lettered: list[ScheduledReminder] = []
     #: Job ids of the reminders this replaced: recorded as superseded, they will not be sent.
     superseded: list[str] = []
+    #: Job ids of old reminders a worker was sending at that very moment: they may have been sent.
+    sending: list[str] = []
     #: False when Redis could not be told to drop the superseded jobs: they stay until their time and
     #: then complete without sending.
     removed_from_queue: bool = True

@@ -145,7 +145,13 @@ class NotificationHandlers:
         release = await self.schedule.release(schedule_id)
         if release is not Release.SEND:
             return await self._withheld(context, name, provider, recipient, metadata, release)
-        result = await self._deliver(context, name, provider, recipient, metadata, send)
+        try:
+            result = await self._deliver(context, name, provider, recipient, metadata, send)
+        except Exception:
+            # Not sent (or not known to be): the record goes back to SCHEDULED, so that a cancel made
+            # before the retry stops the retry. A cancel seeing SENDING means "in flight" only.
+            await self._give_back(schedule_id)
+            raise
         if result["status"] == "sent" or result.get("deliveryStatus") in ("SENT", "DELIVERED"):
             try:
                 await self.schedule.mark_sent(schedule_id)
@@ -154,6 +160,13 @@ class NotificationHandlers:
                 # reports it as possibly sending).
                 log.exception("Scheduled message %s was sent but could not be marked SENT", schedule_id)
         return result
+
+    async def _give_back(self, schedule_id: str) -> None:
+        try:
+            await self.schedule.give_back(schedule_id)
+        except Exception:
+            # The send's own error matters more; the row stays SENDING (a cancel reports it as sending).
+            log.exception("Could not give scheduled message %s back after a failed send", schedule_id)
 
     async def _withheld(
         self,

@@ -3,13 +3,16 @@ added to Redis, and every cancellation or replacement is recorded here first; th
 before it sends. So a cancellation holds even when Redis could not be told.
 
     replace ─► SCHEDULED ──(handler: release)──► SENDING ──(sent)──► SENT
+                   │      ▲                          │
+                   │      └──(the send failed: give_back, before the retry)
                    ├──(cancel)─────────────────► CANCELLED
                    └──(replace of its group and kind)──► SUPERSEDED
 
 Each change of a SCHEDULED row is one UPDATE `WHERE status = 'SCHEDULED'` checked by its row count: a
 cancel and a handler racing on one row are ordered by the database, and exactly one of them wins. Either
 the cancel (the handler then finds CANCELLED and does not send) or the handler (the cancel then reports
-the row as sending). Replacing and cancelling a group take a per-group lock (PostgreSQL advisory lock;
+the row as sending). A send that fails gives the row back (SENDING -> SCHEDULED), so that SENDING means
+in flight and a cancel made before the retry stops the retry. Replacing and cancelling a group take a per-group lock (PostgreSQL advisory lock;
 SQLite serialises writers), so two requests for one appointment cannot leave two live reminders.
 
 A job's row is named by `metadata.scheduleId`; the row id (a ULID) ends the job id too, so each
@@ -67,6 +70,14 @@ class Release(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceRecord:
+    #: Job ids of the rows superseded now (they will not send).
+    superseded: list[str]
+    #: Job ids of rows of the replaced kinds that a handler holds (SENDING): they may be leaving now.
+    sending: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRecord:
     #: The group has rows (it was scheduled through this table at some time).
     known: bool
@@ -84,13 +95,16 @@ class ScheduleBook:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def replace(self, group: str, kinds: Collection[str] | None, slots: Sequence[Slot]) -> list[str]:
+    async def replace(
+        self, group: str, kinds: Collection[str] | None, slots: Sequence[Slot]
+    ) -> ReplaceRecord:
         """Supersede the group's SCHEDULED rows of `kinds` (None: of every kind) and record `slots` as
-        SCHEDULED, in one transaction. Returns the superseded rows' job ids (to remove from Redis)."""
+        SCHEDULED, in one transaction. Says which jobs were superseded (to remove from Redis) and which
+        a handler holds."""
         if any(slot.group != group for slot in slots):
             raise ValueError(f"every slot must belong to {group!r}")
 
-        async def run() -> list[str]:
+        async def run() -> ReplaceRecord:
             now = utcnow()
             async with self.db.session() as session:
                 await self._lock(session, group)
@@ -98,6 +112,12 @@ class ScheduleBook:
                 if kinds is not None:
                     which = which & ScheduledMessage.kind.in_(list(kinds))
                 superseded = await _transition(session, ScheduleStatus.SUPERSEDED, which)
+                sending = await session.scalars(
+                    select(ScheduledMessage.job_id).where(
+                        which, ScheduledMessage.status == ScheduleStatus.SENDING
+                    )
+                )
+                record = ReplaceRecord(superseded=superseded, sending=list(sending.all()))
                 session.add_all(
                     ScheduledMessage(
                         id=slot.id,
@@ -111,7 +131,7 @@ class ScheduleBook:
                     )
                     for slot in slots
                 )
-            return superseded
+            return record
 
         return await or_unavailable(run, what="the schedule could not be recorded (nothing was scheduled)")
 
@@ -160,10 +180,18 @@ class ScheduleBook:
         return Release(status)
 
     async def mark_sent(self, schedule_id: str) -> None:
+        await self._from_sending(schedule_id, ScheduleStatus.SENT)
+
+    async def give_back(self, schedule_id: str) -> None:
+        """The send failed (it will be retried, or dead-lettered): SENDING -> SCHEDULED, so that a cancel
+        made before the retry wins over it."""
+        await self._from_sending(schedule_id, ScheduleStatus.SCHEDULED)
+
+    async def _from_sending(self, schedule_id: str, to: ScheduleStatus) -> None:
         statement = (
             update(ScheduledMessage)
             .where(ScheduledMessage.id == schedule_id, ScheduledMessage.status == ScheduleStatus.SENDING)
-            .values(status=ScheduleStatus.SENT, updated_at=utcnow())
+            .values(status=to, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         async with self.db.session() as session:

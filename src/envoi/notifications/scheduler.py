@@ -49,6 +49,8 @@ class Replacement:
     scheduled: list[Scheduled]
     #: Job ids of the rows this replaced (SUPERSEDED: they will not send).
     superseded: list[str]
+    #: Job ids of messages of the replaced kinds that a worker was sending at that moment.
+    sending: list[str]
     #: Redis confirmed that the replaced jobs are out of the queue (False: Redis unavailable; they stay
     #: until their time and complete without sending).
     removed: bool
@@ -87,8 +89,8 @@ class DelayedMessages:
         """Schedule `planned` in place of the group's pending messages of `kinds` (None: of every kind;
         nothing planned: they are superseded all the same). `DatabaseUnavailableError` when nothing could
         be recorded."""
-        superseded = await self.book.replace(group, kinds, [p.slot for p in planned])
-        removed = await self.queue.discard(NOTIFICATIONS_QUEUE, [*superseded, *legacy_job_ids])
+        record = await self.book.replace(group, kinds, [p.slot for p in planned])
+        removed = await self.queue.discard(NOTIFICATIONS_QUEUE, [*record.superseded, *legacy_job_ids])
         scheduled = []
         for p in planned:
             delay = max(p.slot.due_at - utcnow(), MIN_DELAY)
@@ -96,7 +98,9 @@ class DelayedMessages:
                 NOTIFICATIONS_QUEUE, p.job, job_id=p.slot.job_id, delay=delay
             )
             scheduled.append(Scheduled(p.slot, result))
-        return Replacement(scheduled=scheduled, superseded=superseded, removed=removed)
+        return Replacement(
+            scheduled=scheduled, superseded=record.superseded, sending=record.sending, removed=removed
+        )
 
     async def cancel(self, group: str, *, legacy_job_ids: Sequence[str] = ()) -> Cancellation:
         """Cancel the group's pending messages. `DatabaseUnavailableError` when nothing was recorded."""

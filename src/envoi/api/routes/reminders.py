@@ -4,7 +4,8 @@ Both routes answer what really happened. The SQL record comes first and decides 
 cancelled or superseded is never sent); Redis is told next, when it answers:
 
     PUT     200 {"reminders": [...]}          all scheduled in the queue, the replaced ones removed
-            202 {... "deadLettered", "superseded", "removedFromQueue"}   recorded, Redis not (all) told
+            202 {... "deadLettered", "superseded", "sending", "removedFromQueue"}   recorded, with
+                                              something left to say (Redis not told, an old one in flight)
             503                               the database could not record it: nothing was changed
     DELETE  204                               cancelled, out of the queue, none being sent
             202 {"cancelled", "sending", "removedFromQueue"}    recorded, with something left to say
@@ -82,9 +83,10 @@ async def schedule_reminders(
         # With Redis down a delayed job is not run now but dead-lettered (a retry keeps its due time).
         dead_lettered=[_reminder(s) for s in replacement.scheduled if not s.queued],
         superseded=replacement.superseded,
+        sending=replacement.sending,
         removed_from_queue=replacement.removed,
     )
-    if answer.dead_lettered or not answer.removed_from_queue:
+    if answer.dead_lettered or answer.sending or not answer.removed_from_queue:
         response.status_code = status.HTTP_202_ACCEPTED
     return answer
 
