@@ -3,6 +3,7 @@
 from envoi.config import Settings, load_settings
 from envoi.errors import (
     ConfigError,
+    DatabaseUnavailableError,
     DeliveryError,
     EnvoiError,
     InvalidJobDataError,
@@ -33,6 +34,7 @@ __all__ = [
     "NOTIFICATIONS_QUEUE",
     "WEBHOOKS_QUEUE",
     "ConfigError",
+    "DatabaseUnavailableError",
     "DeliveryError",
     "EnqueueResult",
     "Envoi",

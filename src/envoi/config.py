@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -58,6 +59,22 @@ def parse_duration(value: Any) -> Any:
 
 #: A dotted module path, as `import` takes it.
 _MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_step(text: str) -> timedelta:
+    """`"3d"` -> 3 days, for a schedule: a duration with its unit (s, m, h, d), never zero."""
+    value = parse_duration(text)
+    if not isinstance(value, timedelta) or value <= timedelta(0) or not text.strip()[-1:].isalpha():
+        raise ValueError(f"{text.strip()!r} is not a duration such as 90s, 15m, 2h or 3d")
+    return value
+
+
+def parse_schedule(text: str) -> tuple[timedelta, ...]:
+    """`"1d,3d,6d"` -> the steps' delays, each later than the one before."""
+    steps = tuple(parse_step(part) for part in text.split(","))
+    if any(later <= earlier for earlier, later in pairwise(steps)):
+        raise ValueError("each step must come later than the one before (such as 1d,3d,6d)")
+    return steps
 
 
 class SmtpSecurity(StrEnum):
@@ -282,6 +299,8 @@ class Settings(BaseSettings):
     #: Lifetimes stated in the messages (the product enforces them; envoi only prints them).
     verification_code_ttl_min: int = Field(15, ge=1, le=7 * 24 * 60)
     invitation_ttl_days: int = Field(7, ge=1, le=365)
+    #: When the abandon-recovery emails go out, counted from the request: one email per step.
+    abandon_recovery_schedule: str = "1d,3d,6d"
 
     # --- dead letters ----------------------------------------------------------------------------
     dlq_reconcile_interval_s: float = Field(60, gt=0)
@@ -356,6 +375,8 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOCALES)}")
         return value
 
+        return value
+
     @field_validator("webhook_disable_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
@@ -368,7 +389,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration (seconds, or 90s, 45m, 72h, 3d)")
         return value
 
-    # URL validators never quote the value: it may carry a password.
     @field_validator("envoi_jobs", mode="before")
     @classmethod
     def _module_list(cls, value: Any) -> Any:
@@ -383,6 +403,13 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("abandon_recovery_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    # URL validators never quote the value: it may carry a password.
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -521,6 +548,11 @@ class Settings(BaseSettings):
             tls=self.redis_tls,
             ca_file=str(self.redis_tls_ca_file) if self.redis_tls_ca_file else None,
         )
+
+    @property
+    def abandon_recovery_steps(self) -> tuple[timedelta, ...]:
+        """ABANDON_RECOVERY_SCHEDULE parsed (validated at start)."""
+        return parse_schedule(self.abandon_recovery_schedule)
 
     @property
     def redis_connect_timeout_s(self) -> float:

@@ -236,9 +236,11 @@ class DeliveryLedger:
         recipient: str,
         template_key: str | None = None,
         reason: str,
+        code: str = "CHANNEL_DISABLED",
     ) -> DeliveryStatus:
-        """Record a message that will not be sent (its channel is disabled). Returns the row's status:
-        CANCELLED, or the final status an earlier run left (a SENT row stays SENT)."""
+        """Record a message that will not be sent (its channel is disabled: CHANNEL_DISABLED; its schedule
+        was cancelled or replaced: SCHEDULE_*). Returns the row's status: CANCELLED, or the final status
+        an earlier run left (a SENT row stays SENT)."""
         row = _new_row(
             key,
             channel,
@@ -246,7 +248,7 @@ class DeliveryLedger:
             recipient,
             template_key,
             status=DeliveryStatus.CANCELLED,
-            error_code="CHANNEL_DISABLED",
+            error_code=code[:ERROR_CODE_MAX],
             error_message=reason[:ERROR_MESSAGE_MAX],
         )
         if await self._insert_new(row):
@@ -254,7 +256,7 @@ class DeliveryLedger:
         statement = (
             update(MessageDelivery)
             .where(MessageDelivery.idempotency_key == key, MessageDelivery.status.in_(CLAIMABLE_STATUSES))
-            .values(status=DeliveryStatus.CANCELLED, error_code="CHANNEL_DISABLED", updated_at=utcnow())
+            .values(status=DeliveryStatus.CANCELLED, error_code=code[:ERROR_CODE_MAX], updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         await self._execute(statement)

@@ -6,6 +6,8 @@
     │                                  raised by `QueueService.on_redis`; enqueue then runs inline
     ├── WebhookVerificationError       a received webhook's signature or timestamp does not verify
     │                                  (`envoi.webhooks.verify`, for the caller's receivers)
+    ├── DatabaseUnavailableError       the database cannot record what a request needs recorded
+    │                                  (an Idempotency-Key, a schedule, a cancellation): HTTP 503
     ├── JobError                       a job can never succeed as given: no retry
     │   ├── UnknownJobError            no handler for the job's name
     │   ├── InvalidJobDataError        the data fails validation (the message names the field)
@@ -27,6 +29,7 @@ from datetime import timedelta
 
 __all__ = [
     "ConfigError",
+    "DatabaseUnavailableError",
     "DeliveryError",
     "EnvoiError",
     "InvalidJobDataError",
@@ -58,6 +61,12 @@ class QueueUnavailableError(EnvoiError):
 class WebhookVerificationError(EnvoiError):
     """A webhook's headers are missing, its timestamp is outside the tolerance, or no signature matches.
     The message says which; it never quotes the secret."""
+
+
+class DatabaseUnavailableError(EnvoiError):
+    """The database did not answer: what the request asked for was not done, and can be asked again.
+    Raised where a promise rests on a SQL record (Idempotency-Key, scheduled messages); the API answers
+    503."""
 
 
 class JobError(EnvoiError):

@@ -6,9 +6,12 @@ arguments; nothing below it imports it. The doors (the HTTP API, the CLI, the wo
 
     settings ─► Database ─────────────┬─► DeliveryLedger ─► NotificationHandlers ─► registry
              │                         │                       the application's @job jobs ─┘
+             │                        ├─► ScheduleBook (delayed messages, cancellations; NotificationsService too)
+             │                        └─► IdempotencyKeys (the API's Idempotency-Key)
              └► QueueService(registry, recorders) ─► NotificationsService
                      │                 └─► FailedJobService (dead letters)
-                     └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter
+                     └─ failed_set, marks ─► worker companions: Reconciler, DeadLetterAlerter,
+                                             expired Idempotency-Key purge
 
 The application's own jobs (`@job`, `envoi.queue.jobs.DECLARED_JOBS`) are declared by importing their
 modules; the doors do that first (`import_job_modules`, from ENVOI_JOBS and `--jobs`), then build `Envoi`.
@@ -37,6 +40,8 @@ from envoi.deliveries import DeliveryLedger
 from envoi.errors import ConfigError
 from envoi.events import EventBus
 from envoi.notifications.handlers import NotificationHandlers
+from envoi.notifications.idempotency import IdempotencyKeys
+from envoi.notifications.schedule import ScheduleBook
 from envoi.notifications.service import NotificationsService
 from envoi.queue.jobs import DECLARED_JOBS, FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
@@ -100,13 +105,19 @@ class Envoi:
         )
         self.dead_letters = FailedJobService(db=self.db, queue=self.queue, events=self.events)
         self.ledger = DeliveryLedger(self.db, lease_s=settings.delivery_lease_s)
-        self.notifications = NotificationsService(settings=settings, queue=self.queue)
+        #: Delayed messages and their cancellations, in SQL (checked by the handlers before sending).
+        self.schedule = ScheduleBook(self.db)
+        #: The HTTP Idempotency-Key, in SQL: it holds with Redis down.
+        self.idempotency = IdempotencyKeys(self.db)
+        self.notifications = NotificationsService(settings=settings, queue=self.queue, schedule=self.schedule)
         self.webhooks = WebhookEndpointService(db=self.db, queue=self.queue, settings=settings)
         self.channels: Channels | None = None
         self._webhook_http: httpx.AsyncClient | None = None
         if registry is None:
             self.channels = channels(self.db) if channels else Channels.from_settings(settings, self.db)
-            NotificationHandlers(self.channels, self.ledger, events=self.events).register(self.registry)
+            NotificationHandlers(self.channels, self.ledger, self.schedule, events=self.events).register(
+                self.registry
+            )
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
             self.events.subscribe(self.webhooks.publish)
@@ -138,7 +149,7 @@ class Envoi:
             queues=queues,
             interval_s=self.settings.dlq_reconcile_interval_s,
         )
-        companions: list[Companion] = [reconciler.run_forever]
+        companions: list[Companion] = [reconciler.run_forever, self.idempotency.purge_forever]
         if self.settings.alert_webhook_url is not None:
             alerter = DeadLetterAlerter(
                 settings=self.settings, dead_letters=self.dead_letters, marks=self.queue.marks

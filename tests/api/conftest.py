@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from envoi.api.app import create_app
 from envoi.config import Settings
+from envoi.embedded_redis import free_port
 from envoi.runtime import Envoi
 
 API_KEY = "test-api-key-0123456789"
@@ -71,6 +72,17 @@ async def make_api(make_envoi: Callable[..., Envoi]) -> AsyncIterator[Callable[.
 async def api(make_api: Callable[..., Any], api_settings: Settings) -> Api:
     result: Api = await make_api(api_settings)
     return result
+
+
+@pytest.fixture
+async def no_database(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client over an app whose database refuses connections. Its lifespan (which checks the
+    migrations) is not run: the database went away after start-up."""
+    database_url = f"postgresql://envoi@127.0.0.1:{free_port()}/envoi"
+    envoi = Envoi(make_settings(envoi_api_key=API_KEY, database_url=database_url))
+    async with _client(create_app(envoi), API_KEY) as client:
+        yield client
+    await envoi.close()
 
 
 async def add_failed_job(envoi: Envoi, **overrides: Any) -> str:

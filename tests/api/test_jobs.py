@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from envoi.db.models import IdempotencyKey
+from envoi.notifications.idempotency import key_hash
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from tests.api.conftest import ADMIN_TOKEN, Api
-from tests.helpers import bull_queue, job_state, redis_client
+from tests.helpers import bull_queue, job_state
 
 SMS = {"to": "+33612345678", "message": "Your code is 123456"}
 
@@ -103,12 +107,15 @@ async def test_idempotency_key_answers_first_job_and_enqueues_once(api: Api) -> 
     assert await waiting_jobs(api) == 1
     job = await bull_queue(api.envoi.queue, NOTIFICATIONS_QUEUE).getJob(first.json()["jobId"])
     assert job.data["metadata"]["idempotencyKey"] == "order-42-sms"
-    # The key is kept under envoi's prefix for the configured bullmq prefix, with a TTL.
-    client = redis_client(api.envoi.queue)
-    pattern = f"envoi:{api.envoi.settings.redis_prefix}:idempotency:*"
-    keys = [key async for key in client.scan_iter(pattern)]
-    assert len(keys) == 1
-    assert 0 < await client.ttl(keys[0]) <= 24 * 3600
+    # The key is kept in SQL (its hash, never the key), with the first job's id, for a day.
+    async with api.envoi.db.session() as session:
+        [row] = (await session.scalars(select(IdempotencyKey))).all()
+    assert (row.scope, row.key_hash, row.job_id) == (
+        "SEND_SMS",
+        key_hash("order-42-sms"),
+        first.json()["jobId"],
+    )
+    assert timedelta(hours=23) < row.expires_at - datetime.now(UTC) <= timedelta(hours=24)
 
 
 async def test_rejected_request_does_not_burn_its_key(api: Api) -> None:

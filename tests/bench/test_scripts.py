@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
             ["bullmq Worker, URL connection (baseline)", "envoi Worker"],
         ),
         (
+            "idempotency.py",
+            ["-n", "20"],
+            [
+                "Redis SET NX EX (the old claim, baseline)",
+                "SQL claim, SQLite, new key",
+                "SQL claim, SQLite, seen key",
+            ],
+        ),
+        (
             "retry_latency.py",
             ["-n", "2", "--backoff-ms", "100"],
             ["bullmq Worker (baseline)", "envoi Worker"],

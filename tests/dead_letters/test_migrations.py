@@ -37,6 +37,8 @@ OWN_TABLES = {
     "webhook_attempts",
     "admin_sessions",
     "admin_login_attempts",
+    "idempotency_keys",
+    "scheduled_messages",
 }
 
 

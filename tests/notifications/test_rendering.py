@@ -39,6 +39,9 @@ CONTEXT = {
     "role": "closer",
     "expires_days": 7,
     "resume_url": "https://app.example.com/forms/x",
+    "step": 1,
+    "steps": 3,
+    "offer": None,
     "starts_at": STARTS_AT,
     "closer_name": "Jane Doe",
     "closer_email": "jane@example.com",
@@ -139,3 +142,46 @@ def test_a_missing_variable_is_an_error_not_a_blank() -> None:
     del context["code"]
     with pytest.raises(Exception, match="code"):
         Renderer().render("verification", "fr", **context)
+
+
+@pytest.mark.parametrize(
+    ("locale", "subjects"),
+    [
+        (
+            "fr",
+            [
+                "Vous n'avez pas terminé votre demande",
+                "Dernière chance : Finalisez votre demande",
+                "Offre spéciale pour finaliser aujourd'hui",
+            ],
+        ),
+        (
+            "en",
+            [
+                "You did not finish your request",
+                "Last chance: finish your request",
+                "A special offer to finish today",
+            ],
+        ),
+    ],
+)
+def test_abandon_recovery_steps_take_the_original_subjects_and_escape_the_offer(
+    locale: str, subjects: list[str]
+) -> None:
+    offer = "<script>alert(1)</script> -20 %"
+    rendered = [
+        Renderer().render(
+            "abandon_recovery", locale, **{**CONTEXT, "step": step, "offer": offer if step == 3 else None}
+        )
+        for step in (1, 2, 3)
+    ]
+    assert [r.subject for r in rendered] == subjects
+    assert all("-20 %" not in r.text and "-20 %" not in r.html for r in rendered[:2])
+    assert (
+        "<script>" not in rendered[2].html
+        and "&lt;script&gt;alert(1)&lt;/script&gt; -20 %" in rendered[2].html
+    )
+    assert offer in rendered[2].text, "text bodies are not HTML: the offer as written"
+    # A last step without an offer does not promise one.
+    plain_last = Renderer().render("abandon_recovery", locale, **{**CONTEXT, "step": 3})
+    assert plain_last.subject == subjects[1]

@@ -42,18 +42,23 @@ async def test_confirmation_jobs_and_keys(service: NotificationsService) -> None
     stamp = appointment.scheduled_at.strftime("%Y%m%dT%H%M%SZ")
     results = await service.send_appointment_confirmation(appointment=appointment)
     await service.send_appointment_confirmation(appointment=appointment)  # a retried request
-    assert [r.job_id for r in results] == [
-        f"appointment-confirmation:apt-1:email:{stamp}",
-        f"appointment-confirmation:apt-1:sms:{stamp}",
-        f"appointment-confirmation:apt-1:whatsapp:{stamp}",
-        "followup:apt-1:whatsapp",
+    assert [r.job_id for r in results[:3]] == [
+        f"appointment-confirmation-apt-1-email-{stamp}",
+        f"appointment-confirmation-apt-1-sms-{stamp}",
+        f"appointment-confirmation-apt-1-whatsapp-{stamp}",
     ]
+    assert results[3].job_id.startswith("followup-apt-1-whatsapp-")
+    assert all(":" not in r.job_id for r in results), "Node BullMQ refuses ':' in custom ids"
     assert await job_ids(service, "waiting") == sorted(r.job_id for r in results[:3])
-    assert await job_ids(service, "delayed") == ["followup:apt-1:whatsapp"]
+    # The retried request replaced the follow-up: one waits, the first one's row is superseded.
+    [followup] = await job_ids(service, "delayed")
+    assert followup.startswith("followup-apt-1-whatsapp-") and followup != results[3].job_id
     job = await bull_queue(service.queue, NOTIFICATIONS_QUEUE).getJob(results[0].job_id)
     email = parse_job(job.name, job.data)
     assert isinstance(email, SendEmailJob) and email.attachments is not None
-    assert email.metadata is not None and email.metadata.idempotency_key == results[0].job_id
+    # The ledger's key keeps its colons: it is not a job id.
+    assert email.metadata is not None
+    assert email.metadata.idempotency_key == f"appointment-confirmation:apt-1:email:{stamp}"
 
 
 async def test_confirmation_without_a_phone_is_email_only(service: NotificationsService) -> None:
@@ -69,7 +74,7 @@ async def test_refusals_happen_before_anything_is_queued(service: NotificationsS
             email=LEAD_EMAIL, first_name="L", verification_token="1", locale="de"
         )
     with pytest.raises(ValueError, match="resume_url"):
-        await service.send_abandon_recovery(email=LEAD_EMAIL, resume_url="javascript:alert(1)")
+        await service.schedule_abandon_recovery(email=LEAD_EMAIL, resume_url="javascript:alert(1)")
     assert await job_ids(service, "waiting") == []
 
 
@@ -77,9 +82,11 @@ async def test_reminders_without_a_queue_are_dead_lettered_not_sent(
     make_settings: Callable[..., Settings], make_envoi: Callable[..., Envoi]
 ) -> None:
     service = make_envoi(make_settings(queue_enabled=False), registry=HandlerRegistry()).notifications
-    scheduled = await service.schedule_appointment_reminders(appointment=make_appointment())
-    assert [(r.job_id, r.result.mode, r.result.succeeded) for r in scheduled] == [
-        ("reminder:apt-1:day", "sync", False),
-        ("reminder:apt-1:hour", "sync", False),
+    replacement = await service.schedule_appointment_reminders(appointment=make_appointment())
+    assert [(s.slot.kind, s.result.mode, s.result.succeeded) for s in replacement.scheduled] == [
+        ("reminder-day", "sync", False),
+        ("reminder-hour", "sync", False),
     ]
-    await service.cancel_appointment_reminders(appointment_id="apt-1")  # nothing to remove, no error
+    cancelled = await service.cancel_appointment_reminders(appointment_id="apt-1")
+    assert sorted(cancelled.cancelled) == sorted(s.slot.job_id for s in replacement.scheduled)
+    assert cancelled.removed is False, "no Redis to remove them from: the record is what holds"

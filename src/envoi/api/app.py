@@ -20,7 +20,18 @@ from envoi.api.middleware import (
     HostGuardMiddleware,
     NulGuardMiddleware,
 )
-from envoi.api.routes import admin, flows, inbox, jobs, ops, queues, reminders, webhook_endpoints, webhooks
+from envoi.api.routes import (
+    abandons,
+    admin,
+    flows,
+    inbox,
+    jobs,
+    ops,
+    queues,
+    reminders,
+    webhook_endpoints,
+    webhooks,
+)
 from envoi.api.routes.jobs import JOB_PATH, job_schemas, known_jobs
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
@@ -89,7 +100,7 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    for module in (ops, jobs, flows, reminders, inbox, admin, queues, webhooks, webhook_endpoints):
+    for module in (ops, jobs, flows, reminders, abandons, inbox, admin, queues, webhooks, webhook_endpoints):
         app.include_router(module.router)
     admin_page.install(app)
     docs.install(app)

@@ -14,8 +14,8 @@ from envoi.api.proxy import TrustedProxies
 from envoi.api.sessions import AdminSessions
 from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobService
+from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.notifications.service import NotificationsService
-from envoi.queue.idempotency import IdempotencyKeys
 from envoi.runtime import Envoi
 
 
@@ -43,7 +43,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def get_idempotency(envoi: EnvoiDep) -> IdempotencyKeys:
-    return envoi.queue.idempotency
+    return envoi.idempotency
 
 
 IdempotencyDep = Annotated[IdempotencyKeys, Depends(get_idempotency)]

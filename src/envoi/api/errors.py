@@ -8,6 +8,9 @@ encodable (`json_safe`) so that a refusal never turns into a 500.
 A message template that fails to render while a flow is enqueued (a broken TEMPLATES_DIR override) is the
 server's fault, not the request's: a 500 that names the template and the line, so that whoever calls
 can tell the operator what to fix. Nothing of the flow was enqueued.
+
+A database that cannot record what a request needs recorded (an Idempotency-Key, a schedule, a
+cancellation) is a 503 with `Retry-After`: nothing was done, the request can be sent again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from envoi.errors import InvalidJobDataError, QueueUnavailableError, TemplateError, UnknownJobError
+from envoi.errors import (
+    DatabaseUnavailableError,
+    InvalidJobDataError,
+    QueueUnavailableError,
+    TemplateError,
+    UnknownJobError,
+)
 from envoi.queue.inspect import JobNotFoundError, JobStateError, UnknownQueueError
 from envoi.validation import json_safe
 
@@ -77,6 +86,17 @@ async def _template(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Seconds a client is told to wait before asking again after a 503.
+RETRY_AFTER_S = 5
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailableError)
+    return JSONResponse(
+        status_code=503, content={"detail": str(exc)}, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
 async def _pydantic(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError)
     return from_pydantic(exc)
@@ -101,4 +121,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidJobDataError, _invalid_job_data)
     app.add_exception_handler(UnknownJobError, _unknown_job)
     app.add_exception_handler(TemplateError, _template)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
     app.add_exception_handler(ValidationError, _pydantic)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)

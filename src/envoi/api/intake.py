@@ -1,4 +1,9 @@
-"""Accepting a job from the API: validated by the job's model, Idempotency-Key honoured, enqueued."""
+"""Accepting a job from the API: validated by the job's model, Idempotency-Key honoured, enqueued.
+
+The key is claimed in SQL (`envoi.notifications.idempotency`) before anything is enqueued, Redis up or
+down; a database that does not answer makes the request a 503 (`DatabaseUnavailableError`), never a
+second job.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 from envoi.config import Settings
 from envoi.db.types import new_id
-from envoi.queue.idempotency import IdempotencyKeys
+from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.queue.jobs import JobPayload, Mode
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.queue.service import QueueService
@@ -68,7 +73,7 @@ async def submit(
         result = await queue.enqueue(queue_name, job_name, data, job_id=job_id)
     except BaseException:
         if idempotency_key is not None:
-            await keys.release(job_name, idempotency_key)
+            await keys.release(job_name, idempotency_key, job_id)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)
 

@@ -15,6 +15,10 @@ from envoi.queue.jobs import Mode
 from envoi.validation import CleanInput
 
 Locale = Literal["fr", "en"]
+#: An id the caller names a group of scheduled messages by (`abandonId`, as `appointmentId`): it goes
+#: into job ids, so no `:` (Node BullMQ refuses it), no spaces.
+ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+EntityId = Annotated[str, Field(min_length=1, max_length=100, pattern=ENTITY_ID_PATTERN)]
 
 
 def _web_url(value: str) -> str:
@@ -57,6 +61,11 @@ class FlowAccepted(Camel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class AbandonRecoveryAccepted(FlowAccepted):
+    #: The id to cancel the sequence with (`DELETE /v1/abandons/{abandonId}/recovery`).
+    abandon_id: str
+
+
 class ScheduledReminder(Camel):
     kind: Literal["day", "hour"]
     #: email always; sms too when SMS is enabled and the lead has a phone.
@@ -66,9 +75,34 @@ class ScheduledReminder(Camel):
 
 
 class RemindersScheduled(Camel):
+    """200 when every reminder is in the queue and the replaced ones are out of it; 202 otherwise."""
+
+    #: Recorded and in the queue, due at `runAt`.
     reminders: list[ScheduledReminder]
     #: Channels switched off: their reminders were not scheduled.
     warnings: list[str] = Field(default_factory=list)
+    #: Recorded but not in the queue (Redis unavailable): in the dead letters with their due time,
+    #: scheduled again by a retry (`envoi dlq retry`).
+    dead_lettered: list[ScheduledReminder] = []
+    #: Job ids of the reminders this replaced: recorded as superseded, they will not be sent.
+    superseded: list[str] = []
+    #: Job ids of old reminders a worker was sending at that very moment: they may have been sent.
+    sending: list[str] = []
+    #: False when Redis could not be told to drop the superseded jobs: they stay until their time and
+    #: then complete without sending.
+    removed_from_queue: bool = True
+
+
+class CancellationReport(Camel):
+    """A cancellation that left something to say (a 204 says: all cancelled, nothing left anywhere)."""
+
+    #: Job ids cancelled now (recorded: they will not be sent).
+    cancelled: list[str]
+    #: Job ids a worker had already taken when the cancel came: they may have been sent.
+    sending: list[str]
+    #: False when Redis could not be told to drop the cancelled jobs: they stay until their time and
+    #: then complete without sending.
+    removed_from_queue: bool
 
 
 class Count(Camel):
@@ -99,6 +133,10 @@ class AbandonRecoveryRequest(Body):
     first_name: str | None = Field(None, max_length=200)
     resume_url: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_web_url)]
     locale: Locale | None = None
+    #: Names the sequence (to replace or cancel it); derived from email and resumeUrl when absent.
+    abandon_id: EntityId | None = None
+    #: Shown in the last email of the sequence only (escaped: text, not HTML).
+    offer: str | None = Field(None, min_length=1, max_length=500)
 
 
 # --- inbox ----------------------------------------------------------------------------------------

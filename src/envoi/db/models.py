@@ -220,3 +220,48 @@ class AdminLoginAttempt(Base):
     #: The client's address (the proxy's X-Forwarded-For when the peer is in FORWARDED_ALLOW_IPS).
     client: Mapped[str] = mapped_column(String(64), nullable=False)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class IdempotencyKey(Base):
+    """An HTTP `Idempotency-Key` and the job its first request made, until `expires_at`
+    (`envoi.notifications.idempotency`). The key itself is not stored: its SHA-256 is enough to match."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    #: What the key was given for (the job name): one key may name one job of each kind.
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ScheduleStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    #: The handler took it (one conditional UPDATE): a cancel that comes later is too late.
+    SENDING = "SENDING"
+    SENT = "SENT"
+    CANCELLED = "CANCELLED"
+    #: Replaced by a later scheduling of the same group and kind (a moved appointment).
+    SUPERSEDED = "SUPERSEDED"
+
+
+class ScheduledMessage(Timestamps, Base):
+    """A delayed message (a reminder, the WhatsApp follow-up, an abandon-recovery step), recorded before
+    its job is added, so that a cancellation or a move holds even when Redis could not be told
+    (`envoi.notifications.schedule`)."""
+
+    __tablename__ = "scheduled_messages"
+    __table_args__ = (Index("ix_scheduled_messages_group_key_status", "group_key", "status"),)
+
+    #: The job's `metadata.scheduleId`: the handler checks this row before it sends.
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    #: What a cancellation names: `appointment:{id}`, `abandon:{id}`.
+    group_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: Which message of the group (`reminder-day`, `followup-whatsapp`, `step-2`): a new scheduling
+    #: supersedes the SCHEDULED rows of the kinds it schedules.
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)
+    job_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=ScheduleStatus.SCHEDULED)

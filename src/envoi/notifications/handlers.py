@@ -5,11 +5,17 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
     {"status": "sent",     "deliveryId": ..., "providerMessageId": ...}
     {"status": "skipped",  "deliveryId": ..., "deliveryStatus": "SENT"}     already sent: not sent again
     {"status": "disabled", "deliveryStatus": "CANCELLED"}                 SMS/WhatsApp off
+    {"status": "cancelled", "deliveryStatus": "CANCELLED", "reason": ...}  its schedule was cancelled
+                                                       or replaced (reason CANCELLED, SUPERSEDED, UNKNOWN)
     {"status": "created" | "skipped", "notificationId": ...}                in-app (envoi's inbox row id)
 
 Each one also carries `"metadata": {"notificationId": ...}` when the job's metadata named one: the
 caller's own id (the original system's `Notification` row), handed back as given, so that whoever reads
 the outcome (a Node `QueueEvents` listener, an outbound event) can update that row.
+
+A delayed message carries `metadata.scheduleId`: `_send` checks its row in `scheduled_messages` before
+the ledger's claim (`ScheduleBook.release`, one conditional UPDATE that a concurrent cancel cannot also
+win), so a cancelled or moved reminder completes without sending, even if Redis still held its job.
 
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
 or dead letter. Log lines carry masked recipients, never bodies. Events go out on `events` (the
@@ -44,6 +50,7 @@ from envoi.notifications.jobs import (
     SendSmsJob,
     SendWhatsAppJob,
 )
+from envoi.notifications.schedule import Release, ScheduleBook
 from envoi.queue.jobs import HandlerRegistry, JobContext
 
 log = logging.getLogger("envoi.notifications")
@@ -52,9 +59,12 @@ Result = dict[str, Any]
 
 
 class NotificationHandlers:
-    def __init__(self, channels: Channels, ledger: DeliveryLedger, *, events: EventBus) -> None:
+    def __init__(
+        self, channels: Channels, ledger: DeliveryLedger, schedule: ScheduleBook, *, events: EventBus
+    ) -> None:
         self.channels = channels
         self.ledger = ledger
+        self.schedule = schedule
         self.events = events
 
     def register(self, registry: HandlerRegistry) -> None:
@@ -85,7 +95,7 @@ class NotificationHandlers:
             )
             return await channel.send(email)
 
-        return await self._deliver(context, ChannelName.EMAIL, channel.provider, job.to, job.metadata, send)
+        return await self._send(context, ChannelName.EMAIL, channel.provider, job.to, job.metadata, send)
 
     async def send_sms(self, job: SendSmsJob, context: JobContext) -> Result:
         return await self._text(context, ChannelName.SMS, job, self.channels.sms, "SMS_ENABLED")
@@ -109,7 +119,7 @@ class NotificationHandlers:
         async def send(key: str) -> SendReceipt:
             return await channel.send(OutgoingText(to=job.to, body=job.message, idempotency_key=key))
 
-        return await self._deliver(context, name, channel.provider, job.to, job.metadata, send)
+        return await self._send(context, name, channel.provider, job.to, job.metadata, send)
 
     async def create_inapp_notification(self, job: CreateInAppNotificationJob, context: JobContext) -> Result:
         key = _key(context, ChannelName.INAPP, job.user_id, job.metadata)
@@ -130,6 +140,67 @@ class NotificationHandlers:
             "notificationId": receipt.provider_message_id,
         }
         return _handed_back(result, job.metadata)
+
+    async def _send(
+        self,
+        context: JobContext,
+        name: ChannelName,
+        provider: str,
+        recipient: str,
+        metadata: JobMetadata | None,
+        send: Callable[[str], Awaitable[SendReceipt]],
+    ) -> Result:
+        """`_deliver`, behind the scheduled-message check: the one call made before the ledger's claim."""
+        schedule_id = metadata.schedule_id if metadata else None
+        if schedule_id is None:
+            return await self._deliver(context, name, provider, recipient, metadata, send)
+        release = await self.schedule.release(schedule_id)
+        if release is not Release.SEND:
+            return await self._withheld(context, name, provider, recipient, metadata, release)
+        try:
+            result = await self._deliver(context, name, provider, recipient, metadata, send)
+        except Exception:
+            # Not sent (or not known to be): the record goes back to SCHEDULED, so that a cancel made
+            # before the retry stops the retry. A cancel seeing SENDING means "in flight" only.
+            await self._give_back(schedule_id)
+            raise
+        if result["status"] == "sent" or result.get("deliveryStatus") in ("SENT", "DELIVERED"):
+            try:
+                await self.schedule.mark_sent(schedule_id)
+            except Exception:
+                # The message left and the ledger says so; the row only stays SENDING (a cancel then
+                # reports it as possibly sending).
+                log.exception("Scheduled message %s was sent but could not be marked SENT", schedule_id)
+        return result
+
+    async def _give_back(self, schedule_id: str) -> None:
+        try:
+            await self.schedule.give_back(schedule_id)
+        except Exception:
+            # The send's own error matters more; the row stays SENDING (a cancel reports it as sending).
+            log.exception("Could not give scheduled message %s back after a failed send", schedule_id)
+
+    async def _withheld(
+        self,
+        context: JobContext,
+        name: ChannelName,
+        provider: str,
+        recipient: str,
+        metadata: JobMetadata | None,
+        release: Release,
+    ) -> Result:
+        """A scheduled message that must not leave: the ledger row reads CANCELLED, with the reason."""
+        status = await self.ledger.cancel(
+            key=_key(context, name, recipient, metadata),
+            channel=name,
+            provider=provider,
+            recipient=recipient,
+            template_key=metadata.flow if metadata else None,
+            reason=f"not sent: its schedule is {release.value.lower()}",
+            code=f"SCHEDULE_{release.value}",
+        )
+        log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
+        return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
 
     async def _deliver(
         self,

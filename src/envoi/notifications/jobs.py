@@ -105,6 +105,8 @@ class JobMetadata(_Wire):
     organization_id: str | None = None
     notification_id: str | None = None
     appointment_id: str | None = None
+    #: A delayed message's row in `scheduled_messages`: checked before sending (cancelled, replaced?).
+    schedule_id: str | None = Field(None, min_length=1, max_length=26)
 
     @property
     def flow(self) -> str | None:

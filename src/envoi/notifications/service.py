@@ -4,17 +4,20 @@ reminders, abandon recovery, in-app) turned into notification jobs.
 Each message is rendered here, in the recipient's locale and time zone (a template that fails to render
 is a `TemplateError` for the caller, before anything of the flow is enqueued), built through its job model
 (validated at the call) and enqueued with a deterministic idempotency key (the ledger sends it once)
-which is also its bullmq job id (a second `add` while the first job waits is ignored). Keys hold no
-address or token in clear: job ids end up in Redis keys and log lines. Whether a job goes through Redis
+and a deterministic bullmq job id spelled from it without `:` (a second `add` while the first job waits
+is ignored; Node BullMQ refuses `:` in custom ids). Keys hold no address or token in clear: job ids end up in Redis keys and log lines. Whether a job goes through Redis
 or runs inline is the queue's business.
+
+Delayed messages (appointment reminders, the WhatsApp follow-up, the abandon-recovery steps) go through
+`DelayedMessages`: recorded in SQL first, so that a move or a cancellation holds with Redis down.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -31,17 +34,33 @@ from envoi.notifications.jobs import (
 from envoi.notifications.models import Appointment
 from envoi.notifications.reminders import (
     FOLLOWUP_DELAY,
+    FOLLOWUP_KIND,
+    REMINDER_KINDS,
     REMINDER_OFFSETS,
-    ScheduledReminder,
-    followup_job_id,
-    reminder_job_id,
-    reminder_job_ids,
+    appointment_group,
+    followup_slot,
+    legacy_followup_job_id,
+    legacy_reminder_job_ids,
+    reminder_slot,
     stamp,
 )
 from envoi.notifications.rendering import Rendered, Renderer
+from envoi.notifications.schedule import ScheduleBook, Slot
+from envoi.notifications.scheduler import Cancellation, DelayedMessages, Planned, Replacement
 from envoi.queue.base import EnqueueResult
+from envoi.queue.jobs import JobPayload
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonRecovery:
+    abandon_id: str
+    replacement: Replacement
+
+
+def abandon_group(abandon_id: str) -> str:
+    return f"abandon:{abandon_id}"
 
 
 def digest(*parts: str) -> str:
@@ -57,9 +76,10 @@ def web_url(value: str, name: str) -> str:
 
 
 class NotificationsService:
-    def __init__(self, *, settings: Settings, queue: QueueService) -> None:
+    def __init__(self, *, settings: Settings, queue: QueueService, schedule: ScheduleBook) -> None:
         self.settings = settings
         self.queue = queue
+        self.delayed = DelayedMessages(book=schedule, queue=queue)
         #: Brand (BRAND_NAME, else EMAIL_FROM's display name), TEMPLATES_DIR overrides, default time zone.
         self.renderer = Renderer.from_settings(settings)
         self.brand = self.renderer.brand.name
@@ -73,19 +93,17 @@ class NotificationsService:
     def _render_text(self, template: str, locale: str | None, **context: Any) -> str:
         return self.renderer.render_text(template, locale or self.settings.default_locale, **context)
 
-    async def _send_email(
-        self,
+    @staticmethod
+    def _email(
         to: str,
         message: Rendered,
         *,
         key: str,
         template: str,
-        job_id: str | None = None,
-        delay: timedelta | None = None,
         attachments: list[Attachment] | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> EnqueueResult:
-        job = SendEmailJob(
+    ) -> SendEmailJob:
+        return SendEmailJob(
             to=to,
             subject=message.subject,
             html=message.html,
@@ -93,26 +111,21 @@ class NotificationsService:
             attachments=attachments,
             metadata=_metadata(metadata, template=template, key=key),
         )
-        return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id or key, delay=delay)
 
-    async def _send_text(
-        self,
+    @staticmethod
+    def _text(
         model: type[SendSmsJob | SendWhatsAppJob],
         to: str,
         message: str,
         *,
         key: str,
         template: str,
-        job_id: str | None = None,
-        delay: timedelta | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> EnqueueResult:
-        job = model(to=to, message=message, metadata=_metadata(metadata, template=template, key=key))
-        return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id or key, delay=delay)
+    ) -> SendSmsJob | SendWhatsAppJob:
+        return model(to=to, message=message, metadata=_metadata(metadata, template=template, key=key))
 
-    async def _remove(self, job_ids: list[str]) -> None:
-        # bullmq answers "removed" for an id that never existed too: the result says nothing, unused.
-        await asyncio.gather(*(self.queue.remove(NOTIFICATIONS_QUEUE, job_id) for job_id in job_ids))
+    async def _enqueue(self, job: JobPayload, job_id: str) -> EnqueueResult:
+        return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)
 
     # --- account flows -----------------------------------------------------------------------------
 
@@ -126,8 +139,9 @@ class NotificationsService:
             code=verification_token,
             expires_minutes=self.settings.verification_code_ttl_min,
         )
-        key = f"verification:{digest(email.lower(), verification_token)}"
-        return [await self._send_email(email, message, key=key, template="verification")]
+        hashed = digest(email.lower(), verification_token)
+        job = self._email(email, message, key=f"verification:{hashed}", template="verification")
+        return [await self._enqueue(job, f"verification-{hashed}")]
 
     async def send_invitation_email(
         self,
@@ -148,24 +162,58 @@ class NotificationsService:
             invite_url=f"{self.frontend_url}/invite/{quote(invitation_token, safe='')}",
             expires_days=self.settings.invitation_ttl_days,
         )
-        key = f"invitation:{digest(email.lower(), invitation_token)}"
-        return [await self._send_email(email, message, key=key, template="invitation")]
+        hashed = digest(email.lower(), invitation_token)
+        job = self._email(email, message, key=f"invitation:{hashed}", template="invitation")
+        return [await self._enqueue(job, f"invitation-{hashed}")]
 
-    async def send_abandon_recovery(
-        self, *, email: str, first_name: str | None = None, resume_url: str, locale: str | None = None
-    ) -> list[EnqueueResult]:
-        """One recovery email per (email, resume_url): the ledger skips a second one. A caller that
-        wants a sequence gives each step its own URL (a step or token parameter)."""
+    async def schedule_abandon_recovery(
+        self,
+        *,
+        email: str,
+        resume_url: str,
+        first_name: str | None = None,
+        locale: str | None = None,
+        abandon_id: str | None = None,
+        offer: str | None = None,
+    ) -> AbandonRecovery:
+        """The recovery emails as delayed jobs, one per step of ABANDON_RECOVERY_SCHEDULE (day 1, 3 and 6
+        by default), the `offer` in the last one only. `abandon_id` defaults to a digest of the email
+        and `resume_url`. Scheduling the same `abandon_id` again replaces the steps not sent yet."""
         resume_url = web_url(resume_url, "resume_url")
-        message = self._render("abandon_recovery", locale, first_name=first_name, resume_url=resume_url)
-        key = f"abandon-recovery:{digest(email.lower(), resume_url)}"
-        return [await self._send_email(email, message, key=key, template="abandon_recovery")]
+        abandon_id = abandon_id or digest(email.lower(), resume_url)
+        group = abandon_group(abandon_id)
+        steps = self.settings.abandon_recovery_steps
+        now = datetime.now(UTC)
+        planned = []
+        for number, delay in enumerate(steps, start=1):
+            slot = Slot.new(group, f"step-{number}", now + delay, job_prefix=f"abandon-{abandon_id}-{number}")
+            message = self._render(
+                "abandon_recovery",
+                locale,
+                first_name=first_name,
+                resume_url=resume_url,
+                step=number,
+                steps=len(steps),
+                offer=offer if number == len(steps) else None,
+            )
+            meta = {"abandonId": abandon_id, "scheduleId": slot.id}
+            job = self._email(
+                email, message, key=slot.message_key, template="abandon_recovery", metadata=meta
+            )
+            planned.append(Planned(slot, job))
+        # Every kind: a shorter schedule than last time must not leave an old last step behind.
+        replacement = await self.delayed.replace(group, None, planned)
+        return AbandonRecovery(abandon_id, replacement)
+
+    async def cancel_abandon_recovery(self, *, abandon_id: str) -> Cancellation:
+        """Cancel the steps not sent yet (the lead came back). `known` is False for an unknown id."""
+        return await self.delayed.cancel(abandon_group(abandon_id))
 
     async def create_inapp_notification(
         self, *, user_id: str, title: str, message: str, metadata: dict[str, Any] | None = None
     ) -> list[EnqueueResult]:
-        """A caller that may retry passes `metadata={"idempotencyKey": ...}`: it becomes the job id
-        too, and the handler makes one row per key."""
+        """A caller that may retry passes `metadata={"idempotencyKey": ...}`: its digest becomes the job
+        id too, and the handler makes one row per key."""
         job = CreateInAppNotificationJob(
             user_id=user_id,
             title=title,
@@ -173,7 +221,8 @@ class NotificationsService:
             metadata=JobMetadata.model_validate(metadata) if metadata is not None else None,
         )
         key = job.metadata.idempotency_key if job.metadata else None
-        return [await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=key)]
+        job_id = f"inapp-{digest(key)}" if key else None
+        return [await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)]
 
     # --- appointments ------------------------------------------------------------------------------
 
@@ -198,118 +247,129 @@ class NotificationsService:
 
     async def send_appointment_confirmation(self, *, appointment: Appointment) -> list[EnqueueResult]:
         """Email with the .ics invitation; SMS and WhatsApp when enabled and the lead has a phone; the
-        WhatsApp follow-up as a job delayed by 10 minutes (it outlives a restart, unlike a timer). Every
-        message is rendered before the first is enqueued: a broken template enqueues nothing."""
+        WhatsApp follow-up as a job delayed by 10 minutes (it outlives a restart, unlike a timer), which
+        replaces the one an earlier confirmation of this appointment scheduled. Every message is rendered
+        before anything is recorded or enqueued: a broken template changes nothing."""
         now = datetime.now(UTC)
         a, lead, locale = appointment, appointment.lead, appointment.locale
         phone = lead.phone or ""
         context = self._appointment_context(a)
         meta = {"appointmentId": a.appointment_id}
         at = stamp(a.scheduled_at)
+        whatsapp = bool(phone and self.settings.whatsapp_enabled)
 
         def key(channel: str) -> str:
             return f"appointment-confirmation:{a.appointment_id}:{channel}:{at}"
 
-        email = self._render("appointment_confirmation", locale, **context)
-        attachment = self._invitation_attachment(a)
-        channels: list[tuple[type[SendSmsJob | SendWhatsAppJob], str]] = []
-        if phone and self.settings.sms_enabled:
-            channels.append((SendSmsJob, "sms"))
-        if phone and self.settings.whatsapp_enabled:
-            channels.append((SendWhatsAppJob, "whatsapp"))
-        texts = [
-            (model, channel, self._render_text(f"appointment_confirmation_{channel}", locale, **context))
-            for model, channel in channels
-        ]
-        followup = None
-        if phone and self.settings.whatsapp_enabled and a.scheduled_at - now > FOLLOWUP_DELAY:
-            followup = self._render_text("appointment_followup_whatsapp", locale, **context)
+        def job_id(channel: str) -> str:
+            return f"appointment-confirmation-{a.appointment_id}-{channel}-{at}"
 
-        results = [
-            await self._send_email(
-                lead.email,
-                email,
-                key=key("email"),
-                template="appointment_confirmation",
-                attachments=[attachment],
+        jobs: list[tuple[JobPayload, str]] = [
+            (
+                self._email(
+                    lead.email,
+                    self._render("appointment_confirmation", locale, **context),
+                    key=key("email"),
+                    template="appointment_confirmation",
+                    attachments=[self._invitation_attachment(a)],
+                    metadata=meta,
+                ),
+                job_id("email"),
+            )
+        ]
+        texts: list[tuple[type[SendSmsJob | SendWhatsAppJob], str]] = []
+        if phone and self.settings.sms_enabled:
+            texts.append((SendSmsJob, "sms"))
+        if whatsapp:
+            texts.append((SendWhatsAppJob, "whatsapp"))
+        for model, channel in texts:
+            message = self._render_text(f"appointment_confirmation_{channel}", locale, **context)
+            job = self._text(
+                model,
+                phone,
+                message,
+                key=key(channel),
+                template=f"appointment_confirmation_{channel}",
                 metadata=meta,
             )
-        ]
-        for model, channel, message in texts:
-            results.append(
-                await self._send_text(
-                    model,
-                    phone,
-                    message,
-                    key=key(channel),
-                    template=f"appointment_confirmation_{channel}",
-                    metadata=meta,
-                )
+            jobs.append((job, job_id(channel)))
+        planned = []
+        if whatsapp and a.scheduled_at - now > FOLLOWUP_DELAY:
+            slot = followup_slot(a.appointment_id, now + FOLLOWUP_DELAY)
+            followup_job = self._text(
+                SendWhatsAppJob,
+                phone,
+                self._render_text("appointment_followup_whatsapp", locale, **context),
+                key=slot.message_key,
+                template="appointment_followup_whatsapp",
+                metadata={**meta, "scheduleId": slot.id},
             )
-        if phone and self.settings.whatsapp_enabled:
-            # Re-confirming a moved appointment replaces a follow-up that still waits.
-            await self._remove([followup_job_id(a.appointment_id)])
-            if followup is not None:
-                results.append(
-                    await self._send_text(
-                        SendWhatsAppJob,
-                        phone,
-                        followup,
-                        key=f"followup:{a.appointment_id}:whatsapp:{at}",
-                        template="appointment_followup_whatsapp",
-                        job_id=followup_job_id(a.appointment_id),
-                        delay=FOLLOWUP_DELAY,
-                        metadata=meta,
-                    )
-                )
+            planned.append(Planned(slot, followup_job))
+
+        followup: Replacement | None = None
+        if whatsapp:
+            # Recorded first: if the database cannot record it, nothing of the flow has been sent yet.
+            followup = await self.delayed.replace(
+                appointment_group(a.appointment_id),
+                [FOLLOWUP_KIND],
+                planned,
+                legacy_job_ids=[legacy_followup_job_id(a.appointment_id)],
+            )
+        results = [await self._enqueue(job, queued_id) for job, queued_id in jobs]
+        if followup is not None:
+            results.extend(s.result for s in followup.scheduled)
         return results
 
-    async def schedule_appointment_reminders(self, *, appointment: Appointment) -> list[ScheduledReminder]:
+    async def schedule_appointment_reminders(self, *, appointment: Appointment) -> Replacement:
         """The day-before and hour-before reminders as delayed jobs; calling again (a moved appointment)
-        replaces them. A reminder whose time has passed is not scheduled. Returns what was scheduled."""
+        supersedes the ones not sent yet. A reminder whose time has passed is not scheduled."""
         a, lead = appointment, appointment.lead
-        await self._remove(reminder_job_ids(a.appointment_id))
         context = self._appointment_context(a)
         meta = {"appointmentId": a.appointment_id}
-        at = stamp(a.scheduled_at)
         now = datetime.now(UTC)
-        scheduled: list[ScheduledReminder] = []
+        planned: list[Planned] = []
         for kind, offset in REMINDER_OFFSETS.items():
             run_at = a.scheduled_at.astimezone(UTC) - offset
             if run_at <= now:
                 continue
-            delay = run_at - now
-            job_id = reminder_job_id(a.appointment_id, kind)
-            result = await self._send_email(
+            slot = reminder_slot(a.appointment_id, kind, "email", run_at)
+            email = self._email(
                 lead.email,
                 self._render(f"reminder_{kind}", a.locale, **context),
-                key=f"reminder:{a.appointment_id}:{kind}:email:{at}",
+                key=slot.message_key,
                 template=f"reminder_{kind}",
-                job_id=job_id,
-                delay=delay,
-                metadata=meta,
+                metadata={**meta, "scheduleId": slot.id},
             )
-            scheduled.append(ScheduledReminder(kind, "email", job_id, run_at, result))
+            planned.append(Planned(slot, email))
             if lead.phone and self.settings.sms_enabled:
-                job_id = reminder_job_id(a.appointment_id, kind, "sms")
-                result = await self._send_text(
+                slot = reminder_slot(a.appointment_id, kind, "sms", run_at)
+                sms = self._text(
                     SendSmsJob,
                     lead.phone,
                     self._render_text(f"reminder_{kind}_sms", a.locale, **context),
-                    key=f"reminder:{a.appointment_id}:{kind}:sms:{at}",
+                    key=slot.message_key,
                     template=f"reminder_{kind}_sms",
-                    job_id=job_id,
-                    delay=delay,
-                    metadata=meta,
+                    metadata={**meta, "scheduleId": slot.id},
                 )
-                scheduled.append(ScheduledReminder(kind, "sms", job_id, run_at, result))
-        return scheduled
+                planned.append(Planned(slot, sms))
+        return await self.delayed.replace(
+            appointment_group(a.appointment_id),
+            REMINDER_KINDS,
+            planned,
+            legacy_job_ids=legacy_reminder_job_ids(a.appointment_id),
+        )
 
-    async def cancel_appointment_reminders(self, *, appointment_id: str) -> None:
-        """Remove the reminders and the WhatsApp follow-up still waiting (a cancelled appointment should
-        not get "looking forward to talking with you" either). Idempotent; a job already running is
-        left to finish (bullmq does not remove a locked job)."""
-        await self._remove([*reminder_job_ids(appointment_id), followup_job_id(appointment_id)])
+    async def cancel_appointment_reminders(self, *, appointment_id: str) -> Cancellation:
+        """Cancel the reminders and the WhatsApp follow-up not sent yet (a cancelled appointment should
+        not get "looking forward to talking with you" either). Idempotent. A job a worker has already
+        taken is reported in `sending`, not stopped."""
+        return await self.delayed.cancel(
+            appointment_group(appointment_id),
+            legacy_job_ids=[
+                *legacy_reminder_job_ids(appointment_id),
+                legacy_followup_job_id(appointment_id),
+            ],
+        )
 
 
 def appointment_context(

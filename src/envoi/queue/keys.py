@@ -4,7 +4,6 @@ bullmq's keys are `{REDIS_PREFIX}:{queue}:…` and are shared with Node producer
 under `envoi:{REDIS_PREFIX}:`, outside that space (no queue name can collide with them) and still
 separate per deployment (two deployments on one Redis use two bullmq prefixes):
 
-    envoi:{prefix}:idempotency:{scope}:{sha256}   HTTP Idempotency-Key -> the first request's job id
     envoi:{prefix}:alerts:seen                    the newest dead-letter id an alert reported
     envoi:{prefix}:alerts:gate                    SET NX EX: at most one alert per interval
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
@@ -16,7 +15,6 @@ bullmq's own per-queue keys that envoi reads are named by bullmq (`Queue.toKey`)
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 
@@ -27,10 +25,6 @@ class EnvoiKeys:
     @classmethod
     def for_prefix(cls, redis_prefix: str) -> EnvoiKeys:
         return cls(f"envoi:{redis_prefix}")
-
-    def idempotency(self, scope: str, key: str) -> str:
-        # Hashed: the caller's key is free text of any length.
-        return f"{self.root}:idempotency:{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
 
     def alerts(self, name: str) -> str:
         return f"{self.root}:alerts:{name}"

@@ -3,7 +3,10 @@
 The one door to Redis is `on_redis()`: with QUEUE_ENABLED=false, or while the circuit breaker says Redis
 is down, it raises `QueueUnavailableError` without touching the network; a Redis error opens the breaker
 and raises the same. Each operation decides there what "unavailable" means for it: `enqueue` runs the
-job inline (`InlineBackend`, the fallback backend), `remove` answers False, `counts` None.
+job inline (`InlineBackend`, the fallback backend), `remove` and `discard` answer False, `counts` None.
+
+Job ids hold no `:`: Node BullMQ refuses such custom ids ("Custom Id cannot contain :"), so a Node
+service could neither re-add nor look up the job. `enqueue` refuses them (`ValueError`) at the call.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from envoi.errors import QueueUnavailableError
 from envoi.queue.base import EnqueueResult
 from envoi.queue.breaker import CircuitBreaker
 from envoi.queue.failed_set import FailedSet
-from envoi.queue.idempotency import IdempotencyKeys
 from envoi.queue.inline import InlineBackend
 from envoi.queue.inspect import QueueInspector
 from envoi.queue.jobs import FailureRecorder, FinalFailure, HandlerRegistry, JobPayload
@@ -72,7 +74,6 @@ class QueueService:
             cooldown_s=settings.redis_breaker_cooldown_ms / 1000, target=str(settings.redis)
         )
         #: envoi's own keys (`envoi.queue.keys`), each behind named operations.
-        self.idempotency = IdempotencyKeys(self.on_redis)
         self.marks = Marks(self.on_redis)
         self.failed_set = FailedSet(self.on_redis)
         #: What envoi needs from the server (noeviction, persistence), logged at start by the doors.
@@ -153,6 +154,8 @@ class QueueService:
     ) -> EnqueueResult:
         if queue not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
+        if job_id is not None and ":" in job_id:
+            raise ValueError(f"job id {job_id!r} contains ':', which Node BullMQ refuses in a custom id")
         # The worker checks the same limits for any producer's job; refusing here tells the caller.
         check_sizes(
             job_name,
@@ -184,6 +187,22 @@ class QueueService:
             return await self.on_redis(lambda redis: redis.remove(queue, job_id))
         except QueueUnavailableError:
             return False
+
+    async def discard(self, queue: str, job_ids: Sequence[str]) -> bool:
+        """Remove each of `job_ids` that waits or is delayed. True when Redis answered for every one
+        (a job that is absent, or running, is left as it is); False when Redis could not be asked."""
+        if not job_ids:
+            return True
+
+        async def remove_all(redis: RedisBackend) -> None:
+            for job_id in job_ids:
+                await redis.remove(queue, job_id)
+
+        try:
+            await self.on_redis(remove_all)
+        except QueueUnavailableError:
+            return False
+        return True
 
     async def counts(self, queue: str) -> dict[str, int] | None:
         """Jobs per state in one queue; None when there is no Redis to ask."""

@@ -11,10 +11,12 @@ from fastapi import APIRouter, status
 from envoi.api.deps import ApiKey, EnvoiDep, NotificationsDep
 from envoi.api.intake import channel_warnings
 from envoi.api.schemas import (
+    AbandonRecoveryAccepted,
     AbandonRecoveryRequest,
     FlowAccepted,
     FlowJob,
     InvitationEmailRequest,
+    Problem,
     TemplateProblem,
     ValidationProblem,
     VerificationEmailRequest,
@@ -28,6 +30,9 @@ router = APIRouter(prefix="/v1/flows", tags=["flows"], dependencies=[ApiKey])
 RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationProblem},
     500: {"model": TemplateProblem, "description": "A message template failed to render"},
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "The database could not record it: nothing was scheduled"}
 }
 #: Every flow answers 202 with the jobs it enqueued.
 flow = partial(
@@ -76,17 +81,38 @@ async def invitation_email(
     return accepted(results, envoi)
 
 
-@flow("/abandon-recovery")
+@router.post(
+    "/abandon-recovery",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AbandonRecoveryAccepted,
+    responses={**RESPONSES, **UNAVAILABLE},
+)
 async def abandon_recovery(
     body: AbandonRecoveryRequest, service: NotificationsDep, envoi: EnvoiDep
-) -> FlowAccepted:
-    results = await service.send_abandon_recovery(
-        email=str(body.email), first_name=body.first_name, resume_url=body.resume_url, locale=body.locale
+) -> AbandonRecoveryAccepted:
+    """The whole recovery sequence as delayed jobs (ABANDON_RECOVERY_SCHEDULE), one per step; the same
+    `abandonId` again replaces the steps not sent yet. `mode` is "sync" when Redis was unavailable: the
+    steps are then in the dead letters with their due times."""
+    recovery = await service.schedule_abandon_recovery(
+        email=str(body.email),
+        first_name=body.first_name,
+        resume_url=body.resume_url,
+        locale=body.locale,
+        abandon_id=body.abandon_id,
+        offer=body.offer,
     )
-    return accepted(results, envoi)
+    flow_answer = accepted([s.result for s in recovery.replacement.scheduled], envoi)
+    return AbandonRecoveryAccepted(
+        jobs=flow_answer.jobs, mode=flow_answer.mode, abandon_id=recovery.abandon_id
+    )
 
 
-@flow("/appointment-confirmation")
+@router.post(
+    "/appointment-confirmation",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowAccepted,
+    responses={**RESPONSES, **UNAVAILABLE},
+)
 async def appointment_confirmation(
     appointment: Appointment, service: NotificationsDep, envoi: EnvoiDep
 ) -> FlowAccepted:
