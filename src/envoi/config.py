@@ -61,12 +61,16 @@ def parse_duration(value: Any) -> Any:
 _MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+#: A schedule step: a whole number (at most 6 ASCII digits) and its unit, never zero.
+_STEP = re.compile(r"^\s*([0-9]{1,6})\s*([smhd])\s*$")
+
+
 def parse_step(text: str) -> timedelta:
-    """`"3d"` -> 3 days, for a schedule: a duration with its unit (s, m, h, d), never zero."""
-    value = parse_duration(text)
-    if not isinstance(value, timedelta) or value <= timedelta(0) or not text.strip()[-1:].isalpha():
+    """`"3d"` -> 3 days, for a schedule: a positive whole number and a unit (s, m, h, d)."""
+    match = _STEP.match(text)
+    if match is None or int(match.group(1)) == 0:
         raise ValueError(f"{text.strip()!r} is not a duration such as 90s, 15m, 2h or 3d")
-    return value
+    return timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2)])
 
 
 def parse_schedule(text: str) -> tuple[timedelta, ...]:

@@ -64,17 +64,20 @@ async def test_browser_shows_reminders_with_run_at_promotes_one_and_cancels_the_
     scheduled = await api.client.put(
         "/v1/appointments/apt-b1/reminders", json=appointment("apt-b1", in_hours=30)
     )
-    run_at = {r["jobId"]: r["runAt"] for r in scheduled.json()["reminders"] if r["channel"] == "email"}
+    emails = [r for r in scheduled.json()["reminders"] if r["channel"] == "email"]
+    run_at = {r["jobId"]: r["runAt"] for r in emails}
+    ids = {r["kind"]: r["jobId"] for r in emails}
+    day_id, hour_id = ids["day"], ids["hour"]
     await start_worker(api.envoi)
     async with serving(api.envoi) as url:
         page = await signed_in(browser, url)
         await page.locator('.tab[data-state="delayed"]').click()
-        day = page.locator('#job-list tr.row[data-id="reminder:apt-b1:day"]')
-        hour = page.locator('#job-list tr.row[data-id="reminder:apt-b1:hour"]')
+        day = page.locator(f'#job-list tr.row[data-id="{day_id}"]')
+        hour = page.locator(f'#job-list tr.row[data-id="{hour_id}"]')
         await day.wait_for()
         await hour.wait_for()
         assert await page.locator("#job-when").inner_text() == "Run at"
-        for row, job_id in ((day, "reminder:apt-b1:day"), (hour, "reminder:apt-b1:hour")):
+        for row, job_id in ((day, day_id), (hour, hour_id)):
             shown = await row.locator("td.when").inner_text()
             expected = await page.evaluate("(iso) => new Date(iso).toLocaleString()", run_at[job_id])
             assert shown == expected
@@ -102,7 +105,7 @@ async def test_browser_shows_reminders_with_run_at_promotes_one_and_cancels_the_
         await hour.get_by_role("button", name="Cancel").click()
         await confirm(page)
         await hour.wait_for(state="detached")
-        assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, "reminder:apt-b1:hour") == "unknown"
+        assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, hour_id) == "unknown"
         assert len(smtp_sink.messages) == 1
 
 

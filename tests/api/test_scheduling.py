@@ -38,7 +38,8 @@ async def test_abandon_recovery_schedules_the_sequence_and_answers_its_id(api: A
     response = await api.client.post("/v1/flows/abandon-recovery", json=ABANDON)
     assert response.status_code == 202, response.text
     answer = response.json()
-    assert set(answer) == {"jobs", "abandonId", "mode"} and answer["mode"] == "queued"
+    assert set(answer) == {"jobs", "abandonId", "mode", "warnings"} and answer["mode"] == "queued"
+    assert answer["warnings"] == []
     assert [job["jobName"] for job in answer["jobs"]] == ["SEND_EMAIL"] * 3
     assert await states(api, [job["jobId"] for job in answer["jobs"]]) == {"delayed"}
     assert all(":" not in job["jobId"] for job in answer["jobs"])

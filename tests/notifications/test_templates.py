@@ -133,7 +133,9 @@ async def test_a_template_that_fails_in_a_worker_is_dead_lettered_once_with_its_
 
     async def send_receipt(data: dict[str, Any], ctx: JobContext) -> None:
         calls.append(ctx)
-        renderer.render("abandon_recovery", "en", first_name=None, resume_url=data["url"])
+        renderer.render(
+            "abandon_recovery", "en", first_name=None, resume_url=data["url"], step=1, steps=3, offer=None
+        )
 
     registry.register("SEND_RECEIPT", send_receipt)
     envoi = make_envoi(settings, registry=registry)

@@ -62,7 +62,12 @@ MESSAGES: tuple[Message, ...] = (
         "POST /v1/flows/invitation-email",
         ("organization_name", "inviter_name", "role", "invite_url", "expires_days"),
     ),
-    Message("abandon_recovery", "email", "POST /v1/flows/abandon-recovery", ("first_name", "resume_url")),
+    Message(
+        "abandon_recovery",
+        "email",
+        "POST /v1/flows/abandon-recovery (one per ABANDON_RECOVERY_SCHEDULE step)",
+        ("first_name", "resume_url", "step", "steps", "offer"),
+    ),
     Message("appointment_confirmation", "email", _CONFIRMATION, APPOINTMENT_VARIABLES),
     Message("appointment_ics_summary", "text", f"{_CONFIRMATION} (.ics SUMMARY)", APPOINTMENT_VARIABLES),
     Message(
@@ -130,6 +135,10 @@ def sample_context(message: Message, settings: Settings) -> dict[str, Any]:
         "invite_url": f"{frontend}/invite/inv_7f3a",
         "expires_days": settings.invitation_ttl_days,
         "resume_url": "https://app.example.com/resume/42",
+        # The last step of three, the one that carries the offer.
+        "step": 3,
+        "steps": 3,
+        "offer": "-20 % if you book before Friday",
         **appointment_context(
             sample_appointment(settings), default_timezone=settings.default_timezone, frontend_url=frontend
         ),
