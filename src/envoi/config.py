@@ -26,6 +26,8 @@ from envoi.errors import ConfigError
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
+#: A delivery's lease over the worker's lock (`Settings.delivery_lease_s`).
+LEASE_OVER_LOCK = 1.25
 
 
 class SmtpSecurity(StrEnum):
@@ -121,8 +123,15 @@ class Settings(BaseSettings):
     #: How long the worker blocks on Redis waiting for a job (bullmq's drainDelay), seconds.
     worker_drain_delay_s: float = Field(4, gt=0, le=10)
 
+    #: How often the worker writes its heartbeat (`envoi worker --health` reads it).
+    worker_heartbeat_interval_s: float = Field(10, gt=0)
+
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
+    #: PostgreSQL: how long opening a connection may take (whole seconds, at least 2, as libpq counts).
+    database_connect_timeout_s: float = Field(5, gt=0)
+    #: PostgreSQL: the server cancels a statement running longer; SQLite: how long a write waits on a lock.
+    database_statement_timeout_s: float = Field(30, gt=0)
 
     # --- email -----------------------------------------------------------------------------------
     email_provider: EmailProvider = EmailProvider.SMTP
@@ -150,8 +159,6 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Paris"
     #: The product's front end, for links in messages (verification, invitation, appointments).
     frontend_url: str = "http://localhost:3000"
-    #: How long a SENDING ledger row belongs to the worker that claimed it.
-    delivery_lease_s: float = Field(300, gt=0)
 
     # --- dead letters ----------------------------------------------------------------------------
     dlq_reconcile_interval_s: float = Field(60, gt=0)
@@ -235,6 +242,14 @@ class Settings(BaseSettings):
     @property
     def redis_connect_timeout_s(self) -> float:
         return self.redis_connect_timeout_ms / 1000
+
+    @property
+    def delivery_lease_s(self) -> float:
+        """How long a SENDING ledger row belongs to the run that claimed it: derived from the worker's
+        lock, never set apart from it, so that when bullmq declares a dead worker's job stalled (its lock
+        expired) the row's lease is gone or about to go. A quarter longer than the lock: a live run renews
+        both, and a clock a little ahead on another worker must not take over a live send."""
+        return self.worker_lock_duration_ms / 1000 * LEASE_OVER_LOCK
 
 
 def load_settings(**overrides: Any) -> Settings:

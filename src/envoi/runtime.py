@@ -17,7 +17,11 @@ class Envoi:
 
     def __init__(self, settings: Settings | None = None, *, registry: HandlerRegistry | None = None) -> None:
         self.settings = settings or load_settings()
-        self.db = Database(self.settings.database_url)
+        self.db = Database(
+            self.settings.database_url,
+            connect_timeout_s=self.settings.database_connect_timeout_s,
+            statement_timeout_s=self.settings.database_statement_timeout_s,
+        )
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]
         #: Given the queue names a worker serves, each returns a coroutine function the worker runs
         #: alongside itself (`Worker.companions`): the dead-letter reconciler is one.

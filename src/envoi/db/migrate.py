@@ -10,7 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from envoi.db.session import ensure_sqlite_dir, normalize_url
+from envoi.db.session import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    connect_args,
+    ensure_sqlite_dir,
+    normalize_url,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -39,7 +45,12 @@ def head_revision() -> str:
 
 
 def current_revision(database_url: str) -> str | None:
-    engine = create_engine(normalize_url(database_url, asynchronous=False))
+    url = normalize_url(database_url, asynchronous=False)
+    # /readyz asks this on every probe: a database that hangs must answer "not ready", not hang it.
+    timeouts = connect_args(
+        url, connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S, statement_timeout_s=DEFAULT_STATEMENT_TIMEOUT_S
+    )
+    engine = create_engine(url, connect_args=timeouts)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from envoi.db.models import Base
-from envoi.db.session import normalize_url
+from envoi.db.session import DEFAULT_CONNECT_TIMEOUT_S, connect_args, normalize_url
 
 config = context.config
 
@@ -27,7 +27,14 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    url = _url()
+    # A connect timeout, but no statement timeout: building an index on a large table may rightly be slow.
+    timeouts = connect_args(
+        normalize_url(url, asynchronous=False),
+        connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S,
+        statement_timeout_s=None,
+    )
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=timeouts)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
