@@ -3,6 +3,7 @@
 from envoi.config import Settings, load_settings
 from envoi.errors import (
     ConfigError,
+    DeferredError,
     DeliveryError,
     EnvoiError,
     InvalidJobDataError,
@@ -30,6 +31,7 @@ __all__ = [
     "NOTIFICATIONS_QUEUE",
     "WEBHOOKS_QUEUE",
     "ConfigError",
+    "DeferredError",
     "DeliveryError",
     "EnqueueResult",
     "Envoi",

@@ -1,7 +1,9 @@
 """The worker process: a bullmq `Worker` per queue whose processor looks the job name up in the registry.
 
 Retry versus dead letter is decided by the error class (`envoi.errors.is_permanent`): a permanent error
-becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its attempts.
+becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its attempts. A
+`DeferredError` moves the job to bullmq's delayed set until the moment it names, and raises bullmq's
+`DelayedError`, so that the job is neither completed nor failed: no attempt is spent.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from bullmq import UnrecoverableError
+from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
 
 from envoi import metrics
-from envoi.errors import TransientDeliveryError, is_permanent
+from envoi.errors import DeferredError, TransientDeliveryError, is_permanent
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
@@ -26,6 +28,9 @@ log = logging.getLogger("envoi.worker")
 
 #: How long close() waits on each of its last steps (a forced close, stragglers) before cancelling.
 FORCE_CLOSE_S = 5.0
+
+#: A postponed job comes back this long after the moment it waits for (a lease's end), not just before.
+DEFER_SLACK_MS = 50
 
 #: Job options kept with a dead letter, so that a retry re-creates the job as it was.
 KEPT_OPTIONS = ("attempts", "backoff", "delay", "priority", "lifo", "removeOnComplete", "removeOnFail")
@@ -143,6 +148,7 @@ class Worker:
                 name=job.name,
                 data=job.data if isinstance(job.data, dict) else {"value": job.data},
                 job_id=str(job.id),
+                created_at_ms=int(job.timestamp),
                 attempt=int(job.attemptsMade) + 1,
                 max_attempts=int(job.opts.get("attempts") or 1),
                 mode="queued",
@@ -150,6 +156,11 @@ class Worker:
             started = time.perf_counter()
             try:
                 return await registry.run(context)
+            except DeferredError as exc:
+                # Not an attempt: back to bullmq's delayed set until then, attempts untouched.
+                log.info("Job %s %s postponed: %s", job.name, job.id, exc)
+                await job.moveToDelayed(exc.until_ms + DEFER_SLACK_MS, token)
+                raise DelayedError(str(exc)) from exc
             except Exception as exc:
                 if is_permanent(exc):
                     raise UnrecoverableError(str(exc)) from exc

@@ -13,6 +13,7 @@ from envoi.api import auth
 from envoi.api.idempotency import IdempotencyStore
 from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobService
+from envoi.deliveries import DeliveryLedger
 from envoi.notifications.service import NotificationsService
 from envoi.runtime import Envoi
 
@@ -62,6 +63,13 @@ def get_notifications(envoi: EnvoiDep) -> NotificationsService:
 
 
 NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
+
+
+def get_ledger(envoi: EnvoiDep) -> DeliveryLedger:
+    return DeliveryLedger(envoi.db, lease_s=envoi.settings.delivery_lease_s)
+
+
+LedgerDep = Annotated[DeliveryLedger, Depends(get_ledger)]
 
 
 def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:

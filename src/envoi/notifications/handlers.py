@@ -158,7 +158,8 @@ class NotificationHandlers:
                 "providerMessageId": claim.provider_message_id,
             }
         try:
-            receipt = await send(key)
+            async with self.ledger.renewing(claim):
+                receipt = await send(key)
         except DeliveryError as exc:
             await self._record_failure(claim, exc.code, str(exc))
             raise
@@ -210,5 +211,12 @@ class NotificationHandlers:
 
 def _key(context: JobContext, name: ChannelName, recipient: str, metadata: JobMetadata | None) -> str:
     return delivery_key(
-        metadata=metadata, channel=name, recipient=recipient, queue=context.queue, job_id=context.job_id
+        channel=name,
+        recipient=recipient,
+        queue=context.queue,
+        job_id=context.job_id,
+        created_at_ms=context.created_at_ms,
+        idempotency_key=metadata.idempotency_key if metadata else None,
+        flow=metadata.flow if metadata else None,
+        entity_id=metadata.entity_id if metadata else None,
     )

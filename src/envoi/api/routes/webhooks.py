@@ -7,9 +7,9 @@ import logging
 from fastapi import APIRouter, Request, Response, status
 
 from envoi.api.auth import forbidden
-from envoi.api.deps import SessionDep, SettingsDep
+from envoi.api.deps import LedgerDep, SettingsDep
 from envoi.api.schemas import Problem
-from envoi.api.twilio import apply_status, signature_valid
+from envoi.api.twilio import signature_valid
 
 log = logging.getLogger("envoi.api")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -23,7 +23,7 @@ STATUS_PATH = "/v1/webhooks/twilio/status"
     responses={403: {"model": Problem, "description": "Missing or wrong X-Twilio-Signature"}},
     summary="Twilio message status callback (form-encoded)",
 )
-async def twilio_status(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def twilio_status(request: Request, ledger: LedgerDep, settings: SettingsDep) -> Response:
     form = await request.form()
     params = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     signature = request.headers.get("x-twilio-signature", "")
@@ -40,8 +40,8 @@ async def twilio_status(request: Request, session: SessionDep, settings: Setting
     fields = dict(params)
     sid, message_status = fields.get("MessageSid"), fields.get("MessageStatus")
     if sid and message_status:
-        changed = await apply_status(
-            session, message_sid=sid, message_status=message_status, error_code=fields.get("ErrorCode")
+        changed = await ledger.apply_provider_status(
+            provider_message_id=sid, status=message_status, error_code=fields.get("ErrorCode")
         )
         log.info("Twilio status %s for %s: %d ledger row(s) updated", message_status, sid, changed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
