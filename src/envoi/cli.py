@@ -56,14 +56,25 @@ def migrate() -> None:
 def worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once")] = None,
     queue: Annotated[list[str] | None, typer.Option(help="Queue to work (repeatable)")] = None,
+    health: Annotated[
+        bool,
+        typer.Option("--health", help="Exit 0 if a worker on this host is alive (its heartbeat), else 1"),
+    ] = False,
 ) -> None:
-    """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish)."""
+    """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish; a second
+    signal exits at once)."""
+    from envoi.errors import QueueUnavailableError
     from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
     from envoi.runtime import Envoi
-    from envoi.worker import Worker
+    from envoi.worker import Worker, worker_health
 
     configure_logging()
     settings = settings_or_exit()
+    if health:
+        code, lines = asyncio.run(worker_health(settings))
+        for line in lines:
+            typer.echo(line, err=code != 0)
+        raise typer.Exit(code)
     queues = queue or [NOTIFICATIONS_QUEUE]
     unknown = sorted(set(queues) - set(QUEUE_NAMES))
     if unknown:
@@ -92,7 +103,11 @@ def worker(
         finally:
             await envoi.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except QueueUnavailableError as exc:
+        typer.echo(f"envoi: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

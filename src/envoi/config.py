@@ -6,6 +6,7 @@ naming it (`load_settings`). Secrets are `SecretStr`: they never show in a repr 
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,28 @@ class EmailProvider(StrEnum):
     CONSOLE = "console"
 
 
+#: A Redis connection idle longer than this is checked with a PING before its next command.
+HEALTH_CHECK_INTERVAL_S = 10
+#: TCP keepalive: first probe after this idle time, then every interval, dead after that many probes.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 15, 5, 3
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive tuning, where the platform exposes it (Linux; macOS names the idle time
+    TCP_KEEPALIVE): the system default waits two hours before the first probe."""
+    wanted = (
+        (("TCP_KEEPIDLE", "TCP_KEEPALIVE"), KEEPALIVE_IDLE_S),
+        (("TCP_KEEPINTVL",), KEEPALIVE_INTERVAL_S),
+        (("TCP_KEEPCNT",), KEEPALIVE_PROBES),
+    )
+    options: dict[int, int] = {}
+    for names, value in wanted:
+        option = next((getattr(socket, n) for n in names if hasattr(socket, n)), None)
+        if option is not None:
+            options[option] = value
+    return options
+
+
 class RedisTarget:
     """Where Redis is, parsed once from REDIS_URL or REDIS_HOST/PORT/...; `str()` never shows the password."""
 
@@ -60,11 +83,16 @@ class RedisTarget:
         self.username, self.password = username, password
         self.tls, self.ca_file = tls, ca_file
 
-    def connection_kwargs(self, *, connect_timeout_s: float) -> dict[str, Any]:
+    def connection_kwargs(
+        self, *, connect_timeout_s: float, socket_timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments for `redis.asyncio.Redis` (and bullmq's dict connection).
 
-        `socket_timeout=None`: redis-py 8 defaults to 5 s, which cuts the worker's blocking wait for jobs
-        (late pickups, slow crash recovery); commands are bounded elsewhere.
+        Every connection notices a dead peer by itself: TCP keepalive (a host gone: ~30 s), and a PING
+        before a command sent on a connection idle for HEALTH_CHECK_INTERVAL_S (a connection that went
+        silent while idle is replaced before the command goes into it). Neither cuts a blocking command
+        (a health check runs only before a command): `socket_timeout_s` is what bounds a read, and a
+        worker's must outlast bullmq's longest blocking wait (`envoi.queue.connection`).
         """
         kwargs: dict[str, Any] = {
             "host": self.host,
@@ -72,8 +100,11 @@ class RedisTarget:
             "db": self.db,
             "username": self.username,
             "password": self.password,
-            "socket_timeout": None,
+            "socket_timeout": socket_timeout_s,
             "socket_connect_timeout": connect_timeout_s,
+            "socket_keepalive": True,
+            "socket_keepalive_options": keepalive_options(),
+            "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         }
         if self.tls:
             kwargs["ssl"] = True

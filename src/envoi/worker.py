@@ -9,8 +9,9 @@ becomes bullmq's `UnrecoverableError`, so the job fails at once without spending
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -18,16 +19,23 @@ from typing import Any
 from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
 
-from envoi import metrics
-from envoi.errors import DeferredError, TransientDeliveryError, is_permanent
+from envoi import metrics, shutdown
+from envoi.config import Settings
+from envoi.errors import DeferredError, QueueUnavailableError, TransientDeliveryError, is_permanent
+from envoi.queue import heartbeat
+from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.redis_backend import producer_client
+from envoi.queue.service import REDIS_DOWN_ERRORS
 from envoi.runtime import Envoi
 
 log = logging.getLogger("envoi.worker")
 
-#: How long close() waits on each of its last steps (a forced close, stragglers) before cancelling.
-FORCE_CLOSE_S = 5.0
+#: How long close() waits on each of its last steps (a forced close, stragglers) before moving on.
+FORCE_CLOSE_S = 2.0
+#: After the first signal, the process exits within WORKER_SHUTDOWN_TIMEOUT_S plus this, whatever runs.
+SHUTDOWN_GRACE_S = 4 * FORCE_CLOSE_S + 4
 
 #: A postponed job comes back this long after the moment it waits for (a lease's end), not just before.
 DEFER_SLACK_MS = 50
@@ -98,24 +106,34 @@ class Worker:
             make(self.queues) for make in envoi.worker_companions
         ]
         self._companion_tasks: list[asyncio.Task[None]] = []
+        #: This process in the heartbeat set (`envoi.queue.heartbeat`).
+        self.name = heartbeat.worker_name()
 
     def worker_options(self) -> dict[str, Any]:
         s = self.settings
         return {
             # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
-            "connection": s.redis.connection_kwargs(connect_timeout_s=s.redis_connect_timeout_s),
+            "connection": s.redis.connection_kwargs(
+                connect_timeout_s=s.redis_connect_timeout_s, socket_timeout_s=WORKER_SOCKET_TIMEOUT_S
+            ),
             "prefix": s.redis_prefix,
             "concurrency": self.concurrency,
             "lockDuration": s.worker_lock_duration_ms,
             "stalledInterval": s.worker_stalled_interval_ms,
             "maxStalledCount": s.worker_max_stalled_count,
             "drainDelay": s.worker_drain_delay_s,
+            "runRetryDelay": WORKER_RUN_RETRY_DELAY_MS,
             "autorun": False,
         }
 
     async def start(self) -> None:
+        """Connect and start taking jobs. Redis must answer within REDIS_CONNECT_TIMEOUT_MS, else
+        `QueueUnavailableError` (bullmq's own clients would retry for about 350 s)."""
+        await self._check_redis()
         for queue in self.queues:
             worker = BullWorker(queue, self._processor(queue), self.worker_options())
+            install_retry(worker.client, f"{queue} worker")
+            install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
@@ -131,13 +149,36 @@ class Worker:
             asyncio.create_task(
                 companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"
             )
-            for companion in self.companions
+            for companion in (*self.companions, self._heartbeat)
         ]
         log.info(
             "Notifications worker started (queues: %s, concurrency %d)",
             ", ".join(self.queues),
             self.concurrency,
         )
+
+    async def _check_redis(self) -> None:
+        client = producer_client(self.settings)
+        try:
+            await client.ping()
+        except REDIS_DOWN_ERRORS as exc:
+            raise QueueUnavailableError(
+                f"Redis at {self.settings.redis} did not answer within "
+                f"{self.settings.redis_connect_timeout_s:g}s ({type(exc).__name__}: {exc})"
+            ) from None
+        finally:
+            await client.aclose()
+
+    async def _heartbeat(self) -> None:
+        """Beat on the worker's own connection (see `envoi.queue.heartbeat`) until cancelled."""
+        client = next(iter(self._workers.values())).client
+        while True:
+            try:
+                await heartbeat.beat(client, self.settings.redis_prefix, self.name)
+            except Exception as exc:
+                # The connection's own watch logs the outage; this says what it costs.
+                log.debug("Heartbeat not written: %s", exc)
+            await asyncio.sleep(self.settings.worker_heartbeat_interval_s)  # a period, not a wait on state
 
     def _processor(self, queue: str) -> Callable[[Any, str], Awaitable[Any]]:
         registry = self.envoi.registry
@@ -205,45 +246,109 @@ class Worker:
                 log.exception("Could not record the final failure of job %s", failure.job_id)
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop taking jobs; let running ones finish for up to `timeout` seconds, then abandon them
-        (their locks expire and another worker takes them up again). Always returns: whatever is still
-        running FORCE_CLOSE_S after that is cancelled, and named in the log."""
+        """Stop taking jobs; let running ones finish for up to `timeout` seconds (default
+        WORKER_SHUTDOWN_TIMEOUT_S), then abandon them: their locks expire and another worker takes them
+        up. Always returns, within `timeout` + 3 x FORCE_CLOSE_S: every step is bounded, and whatever is
+        still running at the end is cancelled and named in the log."""
         timeout = self.settings.worker_shutdown_timeout_s if timeout is None else timeout
         for task in self._companion_tasks:
             task.cancel()
-        workers = list(self._workers.values())
-        graceful = asyncio.ensure_future(
-            asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
-        )
-        done, _ = await asyncio.wait([graceful], timeout=timeout)
-        if not done:
-            log.warning("Jobs still running after %.0fs: closing the worker anyway", timeout)
-            forced = asyncio.ensure_future(
-                asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+        workers = list(self._workers.items())
+        closing = [asyncio.create_task(w.close(), name=f"envoi-close-{q}") for q, w in workers]
+        _, running = await asyncio.wait(closing, timeout=timeout) if closing else (set(), set())
+        forced: list[asyncio.Task[Any]] = []
+        if running:
+            jobs = [f"{job.name} {job.id}" for _, w in workers for job, _token in list(w.jobs)]
+            log.warning(
+                "Jobs still running after %gs, abandoned (another worker takes them up once their lock "
+                "expires): %s",
+                timeout,
+                ", ".join(jobs) or "none",
             )
-            await asyncio.wait([forced], timeout=FORCE_CLOSE_S)
-        leftovers = [
-            t for t in (graceful, *self._runs, *self._pending, *self._companion_tasks) if not t.done()
-        ]
-        if leftovers:
-            _, still = await asyncio.wait(leftovers, timeout=FORCE_CLOSE_S)
-            for task in still:
-                log.warning("Still running %.0fs after close, cancelled: %s", FORCE_CLOSE_S, task.get_name())
-                task.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
+            forced = [
+                asyncio.create_task(w.close(force=True), name=f"envoi-force-close-{q}") for q, w in workers
+            ]
+            await asyncio.wait([*running, *forced], timeout=FORCE_CLOSE_S)
+        await self._forget(workers)
+        everything = [*closing, *forced, *self._runs, *self._pending, *self._companion_tasks]
+        await _finish(everything)
         self._workers.clear()
         self._runs.clear()
         log.info("Notifications worker stopped")
 
-    async def run_until_signalled(self) -> None:
-        """The `envoi worker` main loop: run until SIGTERM or SIGINT, then close gracefully."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await self.start()
+    async def _forget(self, workers: list[tuple[str, BullWorker]]) -> None:
+        """Remove this worker's heartbeat, so that `--health` says at once that it is gone."""
+        if not workers:
+            return
+        client = producer_client(self.settings)
         try:
-            await stop.wait()
+            async with asyncio.timeout(FORCE_CLOSE_S):
+                await heartbeat.forget(client, self.settings.redis_prefix, self.name)
+        except Exception as exc:
+            log.debug("Heartbeat not removed (it expires by itself): %s", exc)
         finally:
-            log.info("Signal received: finishing running jobs")
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def run_until_signalled(self) -> None:
+        """The `envoi worker` main loop: run until SIGTERM or SIGINT, then close gracefully.
+
+        A second SIGTERM/SIGINT exits at once; so does a shutdown that overruns its bound (a watchdog
+        thread, which works even when a job blocks the event loop). A signal during start-up stops it.
+        """
+        stop = asyncio.Event()
+        shutdown.on_first_signal(
+            stop.set, deadline_s=self.settings.worker_shutdown_timeout_s + SHUTDOWN_GRACE_S
+        )
+        starting = asyncio.create_task(self.start(), name="envoi-worker-start")
+        signalled = asyncio.create_task(stop.wait(), name="envoi-worker-stop")
+        await asyncio.wait([starting, signalled], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if starting.done():
+                starting.result()  # start-up failed: raise it (after closing what was opened)
+                log.info("Waiting for jobs (SIGTERM or SIGINT to stop)")
+                await signalled
+            else:
+                log.info("Signal received during start-up: stopping")
+                starting.cancel()
+                await asyncio.wait([starting], timeout=FORCE_CLOSE_S)
+        finally:
+            signalled.cancel()
             await self.close()
+
+
+async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
+    """Give unfinished tasks FORCE_CLOSE_S, cancel the rest and give them as long again; name in the log
+    any that still runs (bullmq's close ignores cancellation while its teardown runs). Exceptions of
+    finished tasks are logged, never raised: stopping must not fail half-way."""
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        _, pending_set = await asyncio.wait(pending, timeout=FORCE_CLOSE_S)
+        for task in pending_set:
+            task.cancel()
+        if pending_set:
+            _, pending_set = await asyncio.wait(pending_set, timeout=FORCE_CLOSE_S)
+        for task in pending_set:
+            log.warning("Still running %gs after close, left behind: %s", 2 * FORCE_CLOSE_S, task.get_name())
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("%s ended with %r", task.get_name(), task.exception())
+
+
+async def worker_health(settings: Settings) -> tuple[int, list[str]]:
+    """`envoi worker --health`: 0 and the live workers of this host (their last heartbeat), or 1 and
+    why not."""
+    client = producer_client(settings)
+    host = socket.gethostname()
+    try:
+        found = await heartbeat.beats(
+            client, settings.redis_prefix, host=host, interval_s=settings.worker_heartbeat_interval_s
+        )
+    except REDIS_DOWN_ERRORS as exc:
+        return 1, [f"envoi: Redis at {settings.redis} did not answer ({type(exc).__name__})"]
+    finally:
+        await client.aclose()
+    if not found:
+        window = heartbeat.MISSED_BEATS * settings.worker_heartbeat_interval_s
+        return 1, [f"envoi: no worker on {host} has sent a heartbeat in the last {window:g}s"]
+    return 0, [f"worker {b.name} alive (last heartbeat {b.age_s:.1f}s ago)" for b in found]
