@@ -63,10 +63,11 @@ def worker(
 ) -> None:
     """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish; a second
     signal exits at once)."""
+    from envoi import shutdown
     from envoi.errors import QueueUnavailableError
     from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
     from envoi.runtime import Envoi
-    from envoi.worker import Worker, worker_health
+    from envoi.worker import LEAVE_S, Worker, worker_health
 
     configure_logging()
     settings = settings_or_exit()
@@ -102,6 +103,7 @@ def worker(
             await Worker(envoi, queues=queues, concurrency=concurrency).run_until_signalled()
         finally:
             await envoi.close()
+            await shutdown.leave(LEAVE_S)
 
     try:
         asyncio.run(main())

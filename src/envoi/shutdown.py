@@ -7,6 +7,10 @@ The first signal asks for a graceful stop (the callback runs in the event loop).
 - a watchdog thread exits (status 1) if the process is still there `deadline_s` later, which works even
   when a job blocks the event loop or a library ignores cancellation.
 
+`leave()`, awaited last by the process's main coroutine, exits without waiting for tasks that ignored
+their cancellation (a library finishing a protocol exchange after it was cancelled: an SMTP client
+saying QUIT to a server that does not answer), which would otherwise hold `asyncio.run`'s clean-up.
+
 Exiting this way skips the remaining clean-up: the jobs still running are abandoned as in a crash (their
 locks expire and another worker takes them up; the delivery ledger keeps a message from leaving twice).
 """
@@ -62,3 +66,23 @@ def _start_watchdog(deadline_s: float) -> None:
     timer = threading.Timer(deadline_s, overran)
     timer.daemon = True
     timer.start()
+
+
+async def leave(grace_s: float) -> None:
+    """Give the tasks still there `grace_s` to end; if some do not, exit now (status 0: the stop itself
+    went as asked), naming them, rather than let `asyncio.run` wait for them without a bound.
+
+    Nothing is cancelled here, on purpose: cancelling bullmq's internal close task makes its `close()`
+    loop on an already-cancelled future without ever yielding (the event loop spins, signals go
+    unheard), which is what `asyncio.run`'s own clean-up would do.
+    """
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    if not left:
+        return
+    _, stuck = await asyncio.wait(left, timeout=grace_s)
+    if stuck:
+        names = ", ".join(sorted(task.get_name() for task in stuck))
+        log.warning("Exiting with %d task(s) still running: %s", len(stuck), names)
+        logging.shutdown()
+        os._exit(0)

@@ -34,7 +34,12 @@ log = logging.getLogger("envoi.worker")
 
 #: How long close() waits on each of its last steps (a forced close, stragglers) before moving on.
 FORCE_CLOSE_S = 2.0
-#: After the first signal, the process exits within WORKER_SHUTDOWN_TIMEOUT_S plus this, whatever runs.
+#: How long close() gives the removal of the worker's heartbeat.
+FORGET_S = 1.0
+#: `envoi.shutdown.leave`: how long the last tasks get once everything is closed.
+LEAVE_S = 0.5
+#: After the first signal, the process exits within WORKER_SHUTDOWN_TIMEOUT_S plus this, whatever runs
+#: (the watchdog of `envoi.shutdown`); close() and `shutdown.leave` take 2 x FORCE_CLOSE_S + 1.5 s at most.
 SHUTDOWN_GRACE_S = 4 * FORCE_CLOSE_S + 4
 
 #: A postponed job comes back this long after the moment it waits for (a lease's end), not just before.
@@ -248,14 +253,19 @@ class Worker:
     async def close(self, timeout: float | None = None) -> None:
         """Stop taking jobs; let running ones finish for up to `timeout` seconds (default
         WORKER_SHUTDOWN_TIMEOUT_S), then abandon them: their locks expire and another worker takes them
-        up. Always returns, within `timeout` + 3 x FORCE_CLOSE_S: every step is bounded, and whatever is
-        still running at the end is cancelled and named in the log."""
+        up. Always returns, within `timeout` + 2 x FORCE_CLOSE_S + 1 s: every step is bounded, and
+        whatever is still running at the end is named in the log. (A job may ignore its cancellation for
+        a while, an SMTP client saying QUIT for instance: `envoi.shutdown.leave` ends the process
+        without it.)"""
         timeout = self.settings.worker_shutdown_timeout_s if timeout is None else timeout
         for task in self._companion_tasks:
             task.cancel()
         workers = list(self._workers.items())
         closing = [asyncio.create_task(w.close(), name=f"envoi-close-{q}") for q, w in workers]
-        _, running = await asyncio.wait(closing, timeout=timeout) if closing else (set(), set())
+        recording = list(self._pending)  # dead letters being written: as long as the jobs
+        if closing or recording:
+            await asyncio.wait([*closing, *recording], timeout=timeout)
+        running = [task for task in closing if not task.done()]
         forced: list[asyncio.Task[Any]] = []
         if running:
             jobs = [f"{job.name} {job.id}" for _, w in workers for job, _token in list(w.jobs)]
@@ -268,10 +278,16 @@ class Worker:
             forced = [
                 asyncio.create_task(w.close(force=True), name=f"envoi-force-close-{q}") for q, w in workers
             ]
-            await asyncio.wait([*running, *forced], timeout=FORCE_CLOSE_S)
+            _, stuck = await asyncio.wait([*running, *forced], timeout=FORCE_CLOSE_S)
+            for task in stuck:
+                # bullmq's close waits for its jobs; a job that ignores its cancellation holds it.
+                log.warning(
+                    "%s still running %gs after the forced close, left behind", task.get_name(), FORCE_CLOSE_S
+                )
         await self._forget(workers)
-        everything = [*closing, *forced, *self._runs, *self._pending, *self._companion_tasks]
-        await _finish(everything)
+        await _finish([*self._runs, *self._pending, *self._companion_tasks])
+        for task in (*closing, *forced):
+            _log_failure(task)
         self._workers.clear()
         self._runs.clear()
         log.info("Notifications worker stopped")
@@ -282,7 +298,7 @@ class Worker:
             return
         client = producer_client(self.settings)
         try:
-            async with asyncio.timeout(FORCE_CLOSE_S):
+            async with asyncio.timeout(FORGET_S):
                 await heartbeat.forget(client, self.settings.redis_prefix, self.name)
         except Exception as exc:
             log.debug("Heartbeat not removed (it expires by itself): %s", exc)
@@ -318,21 +334,24 @@ class Worker:
 
 
 async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
-    """Give unfinished tasks FORCE_CLOSE_S, cancel the rest and give them as long again; name in the log
-    any that still runs (bullmq's close ignores cancellation while its teardown runs). Exceptions of
-    finished tasks are logged, never raised: stopping must not fail half-way."""
+    """Cancel envoi's own unfinished tasks and give them FORCE_CLOSE_S; name in the log any that still
+    runs. Exceptions are logged, never raised: stopping must not fail half-way."""
     pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
     if pending:
-        _, pending_set = await asyncio.wait(pending, timeout=FORCE_CLOSE_S)
-        for task in pending_set:
-            task.cancel()
-        if pending_set:
-            _, pending_set = await asyncio.wait(pending_set, timeout=FORCE_CLOSE_S)
-        for task in pending_set:
-            log.warning("Still running %gs after close, left behind: %s", 2 * FORCE_CLOSE_S, task.get_name())
+        _, left = await asyncio.wait(pending, timeout=FORCE_CLOSE_S)
+        for task in left:
+            log.warning(
+                "%s still running %gs after its cancellation, left behind", task.get_name(), FORCE_CLOSE_S
+            )
     for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            log.warning("%s ended with %r", task.get_name(), task.exception())
+        _log_failure(task)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.warning("%s ended with %r", task.get_name(), task.exception())
 
 
 async def worker_health(settings: Settings) -> tuple[int, list[str]]:
