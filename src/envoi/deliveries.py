@@ -33,12 +33,12 @@ from enum import StrEnum
 from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
 
 from envoi.db.models import DeliveryStatus, MessageDelivery
 from envoi.db.session import Database
-from envoi.db.types import utcnow
+from envoi.db.types import new_id, utcnow
 from envoi.errors import DeferredError, JobError, TransientDeliveryError
 from envoi.masking import mask_recipient
 
@@ -165,12 +165,16 @@ class DeliveryLedger:
         raised as `DeferredError` (come back when it ends)."""
         # Three rounds cover losing one insert race and one update race; more means a hot loop.
         for _ in range(3):
+            lease = utcnow() + self.lease
+            # A new message (the common case) costs one statement: the insert that claims it.
+            values = _row(
+                key, channel, provider, recipient, template_key, status=S.SENDING, lease_expires_at=lease
+            )
+            if await self._insert_new(values):
+                return Claim(values["id"], key, DeliveryStatus.SENDING, lease_expires_at=lease)
             row = await self.get(key)
             if row is None:
-                claim = await self._insert(key, channel, provider, recipient, template_key)
-                if claim is not None:
-                    return claim
-                continue  # another run inserted it first: read it back
+                continue  # deleted since the insert failed: insert again
             if row.channel != channel or row.recipient != recipient:
                 raise IdempotencyKeyConflictError(
                     f"Idempotency key already used for another message ({row.channel} to "
@@ -189,23 +193,6 @@ class DeliveryLedger:
                     until=row.lease_expires_at,
                 )
         raise TransientDeliveryError(f"Could not claim delivery {key!r}", channel=channel, code="CLAIM_RACE")
-
-    async def _insert(
-        self, key: str, channel: str, provider: str, recipient: str, template_key: str | None
-    ) -> Claim | None:
-        lease = utcnow() + self.lease
-        row = _new_row(
-            key,
-            channel,
-            provider,
-            recipient,
-            template_key,
-            status=DeliveryStatus.SENDING,
-            lease_expires_at=lease,
-        )
-        if not await self._insert_new(row):
-            return None
-        return Claim(row.id, key, DeliveryStatus.SENDING, lease_expires_at=lease)
 
     async def renew(self, claim: Claim) -> bool:
         """Push this run's lease forward; False when the row is no longer this run's."""
@@ -285,7 +272,7 @@ class DeliveryLedger:
     ) -> DeliveryStatus:
         """Record a message that will not be sent (its channel is disabled). Returns the row's status:
         CANCELLED, or the status an earlier run left (a SENT row stays SENT)."""
-        row = _new_row(
+        row = _row(
             key,
             channel,
             provider,
@@ -341,14 +328,19 @@ class DeliveryLedger:
             result = cast("CursorResult[Any]", await session.execute(statement))
             return int(result.rowcount or 0)
 
-    async def _insert_new(self, row: MessageDelivery) -> bool:
-        """Insert a row; False when its key exists already (another run inserted it first)."""
-        try:
-            async with self.db.session(bounded=True) as session:
-                session.add(row)
-        except IntegrityError:
-            return False
-        return True
+    async def _insert_new(self, values: dict[str, Any]) -> bool:
+        """Insert a row; False when its key exists already (another run inserted it first). ON CONFLICT
+        DO NOTHING, which SQLite and PostgreSQL both speak: a retry costs no error in the server's log."""
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        statement = (
+            dialect.insert(MessageDelivery)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            # RETURNING, not the row count: psycopg reports -1 for this statement.
+            .returning(MessageDelivery.id)
+        )
+        async with self.db.session(bounded=True) as session:
+            return (await session.execute(statement)).first() is not None
 
 
 def _allowed(move: Move, now: datetime, token: datetime | None) -> ColumnElement[bool]:
@@ -369,15 +361,19 @@ def _allowed(move: Move, now: datetime, token: datetime | None) -> ColumnElement
     return or_(*clauses)
 
 
-def _new_row(
+def _row(
     key: str, channel: str, provider: str, recipient: str, template_key: str | None, **fields: Any
-) -> MessageDelivery:
-    return MessageDelivery(
-        idempotency_key=key,
-        channel=channel,
-        provider=provider,
-        recipient=recipient,
-        template_key=(template_key or None) and template_key[:TEMPLATE_KEY_MAX],
-        attempts=0,
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": new_id(),
+        "idempotency_key": key,
+        "channel": channel,
+        "provider": provider,
+        "recipient": recipient,
+        "template_key": (template_key or None) and template_key[:TEMPLATE_KEY_MAX],
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
         **fields,
-    )
+    }
