@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Update, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 
@@ -208,24 +209,30 @@ class DeliveryLedger:
     async def renewing(self, claim: Claim) -> AsyncIterator[Claim]:
         """Keep `claim`'s lease alive while the block runs (the send); stop renewing before leaving, so
         that `mark_sent`/`mark_failed` afterwards see the lease as last written."""
+        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        task = asyncio.create_task(self._renew_until(claim, stop), name=f"envoi-lease-{claim.delivery_id}")
+        renewals: list[asyncio.Task[None]] = []
+        interval = self.lease.total_seconds() / RENEWALS_PER_LEASE
+
+        def start() -> None:
+            name = f"envoi-lease-{claim.delivery_id}"
+            renewals.append(loop.create_task(self._renew_until(claim, stop, interval), name=name))
+
+        # Most sends end before the first renewal is due: no task for them, only a timer.
+        timer = loop.call_later(interval, start)
         try:
             yield claim
         finally:
+            timer.cancel()
             stop.set()
             # A renewal in flight finishes (its new lease recorded); one stuck on the database does not
             # hold the job past the session bound.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, timeout=self.db.unit_timeout_s)
+            for task in renewals:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, timeout=self.db.unit_timeout_s)
 
-    async def _renew_until(self, claim: Claim, stop: asyncio.Event) -> None:
-        interval = self.lease.total_seconds() / RENEWALS_PER_LEASE
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            if stop.is_set():
-                return
+    async def _renew_until(self, claim: Claim, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
             try:
                 if not await self.renew(claim):
                     log.warning("Delivery %s: lease lost to another run during the send", claim.delivery_id)
@@ -233,6 +240,8 @@ class DeliveryLedger:
             except Exception as exc:
                 # The next round tries again; the lease has RENEWALS_PER_LEASE rounds of slack.
                 log.warning("Delivery %s: could not renew the lease: %s", claim.delivery_id, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
 
     async def mark_sent(self, claim: Claim, *, provider: str, provider_message_id: str | None) -> bool:
         """Record the send. Not fenced by the lease: the message left, whoever holds the row now."""
@@ -245,7 +254,7 @@ class DeliveryLedger:
             lease_expires_at=None,
             error_code=None,
             error_message=None,
-            attempts=MessageDelivery.attempts + 1,
+            count_attempt=True,
         )
 
     async def mark_failed(self, claim: Claim, *, code: str | None, message: str) -> bool:
@@ -257,7 +266,7 @@ class DeliveryLedger:
             error_code=(code or "UNKNOWN_ERROR")[:ERROR_CODE_MAX],
             error_message=message[:ERROR_MESSAGE_MAX],
             lease_expires_at=None,
-            attempts=MessageDelivery.attempts + 1,
+            count_attempt=True,
         )
 
     async def cancel(
@@ -306,44 +315,64 @@ class DeliveryLedger:
             values["error_message"] = f"Provider status {status}" + (
                 f" (error {error_code})" if error_code else ""
             )
-        where = MessageDelivery.provider_message_id == provider_message_id
-        return await self._update(move, where, None, **values)
+        return await self._update(move, "provider_message_id", provider_message_id, None, **values)
 
     async def _move(
         self, move: Move, delivery_id: str, *, token: datetime | None = None, **values: Any
     ) -> bool:
         """Apply one transition of `TRANSITIONS` to one row; True when it happened."""
-        return await self._update(move, MessageDelivery.id == delivery_id, token, **values) == 1
+        return await self._update(move, "id", delivery_id, token, **values) == 1
 
-    async def _update(
-        self, move: Move, where: ColumnElement[bool], token: datetime | None, **values: Any
-    ) -> int:
-        statement = (
-            update(MessageDelivery)
-            .where(where, _allowed(move, utcnow(), token))
-            .values(status=TRANSITIONS[move].target, updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.session(bounded=True) as session:
-            result = cast("CursorResult[Any]", await session.execute(statement))
+    async def _update(self, move: Move, by: Column, key: str, token: datetime | None, **values: Any) -> int:
+        count = bool(values.pop("count_attempt", False))
+        statement = _update_statement(move, by, tuple(sorted(values)), count)
+        now = utcnow()
+        params = {"b_key": key, "b_now": now, "b_token": token, "v_updated_at": now}
+        params.update({f"v_{name}": value for name, value in values.items()})
+        async with self.db.connection(bounded=True) as connection:
+            result = cast("CursorResult[Any]", await connection.execute(statement, params))
             return int(result.rowcount or 0)
 
     async def _insert_new(self, values: dict[str, Any]) -> bool:
         """Insert a row; False when its key exists already (another run inserted it first). ON CONFLICT
         DO NOTHING, which SQLite and PostgreSQL both speak: a retry costs no error in the server's log."""
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        statement = (
-            dialect.insert(MessageDelivery)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            # RETURNING, not the row count: psycopg reports -1 for this statement.
-            .returning(MessageDelivery.id)
-        )
-        async with self.db.session(bounded=True) as session:
-            return (await session.execute(statement)).first() is not None
+        statement = _insert_statement(self.db.dialect, tuple(sorted(values)))
+        async with self.db.connection(bounded=True) as connection:
+            return (await connection.execute(statement, values)).first() is not None
 
 
-def _allowed(move: Move, now: datetime, token: datetime | None) -> ColumnElement[bool]:
+Column = Literal["id", "provider_message_id"]
+
+
+@functools.cache
+def _update_statement(move: Move, by: Column, columns: tuple[str, ...], count_attempt: bool) -> Update:
+    """One UPDATE per shape, built once (building a statement costs more than running it), with the
+    parameters `b_key` (the row), `b_now`, `b_token` (the lease), and `v_<column>`."""
+    target = MessageDelivery.id if by == "id" else MessageDelivery.provider_message_id
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in (*columns, "updated_at")}
+    values["status"] = TRANSITIONS[move].target.value
+    if count_attempt:
+        values["attempts"] = MessageDelivery.attempts + 1
+    return (
+        update(MessageDelivery)
+        .where(target == bindparam("b_key"), _allowed(move, bindparam("b_now"), bindparam("b_token")))
+        .values(values)
+    )
+
+
+@functools.cache
+def _insert_statement(dialect: str, columns: tuple[str, ...]) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(MessageDelivery)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        # RETURNING, not the row count: psycopg reports -1 for this statement.
+        .returning(MessageDelivery.id)
+    )
+
+
+def _allowed(move: Move, now: ColumnElement[Any], token: ColumnElement[Any]) -> ColumnElement[bool]:
     """The WHERE clause of `move`: the row's status is one of its sources (and the lease as it says)."""
     transition = TRANSITIONS[move]
     status = MessageDelivery.status

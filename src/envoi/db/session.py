@@ -22,7 +22,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def normalize_url(url: str, *, asynchronous: bool) -> URL:
@@ -126,6 +132,19 @@ class Database:
                 raise
             except BaseException:
                 await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def connection(self, *, bounded: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for single statements on a hot path (no ORM session), committed on exit;
+        `bounded` as for `session()`."""
+        async with self.engine.connect() as connection:
+            try:
+                async with asyncio.timeout(self.unit_timeout_s if bounded else None):
+                    yield connection
+                    await connection.commit()
+            except TimeoutError:
+                await connection.invalidate()
                 raise
 
     async def dispose(self) -> None:
