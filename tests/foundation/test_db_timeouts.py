@@ -29,6 +29,15 @@ POSTGRES = os.environ.get("TEST_DATABASE_URL")
 needs_postgres = pytest.mark.skipif(not POSTGRES, reason="TEST_DATABASE_URL not set")
 
 
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """These tests bring their own databases (a hung one, TEST_DATABASE_URL's): the shared one is SQLite
+    only, not once per database."""
+    url = f"sqlite:///{tmp_path / 'envoi.db'}"
+    upgrade(url)
+    return url
+
+
 def test_postgresql_timeouts_join_the_urls_own_options() -> None:
     url = make_url("postgresql+psycopg://u@h/db?options=-csearch_path%3Dt_1")
     args = connect_args(url, connect_timeout_s=0.5, statement_timeout_s=2.5)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from envoi.config import Settings
+from envoi.db.migrate import upgrade
 from envoi.embedded_redis import free_port
 from envoi.queue.connection import BULLMQ_LONGEST_BLOCK_S, WORKER_SOCKET_TIMEOUT_S, WatchedRetry
 from envoi.queue.jobs import HandlerRegistry
@@ -26,6 +27,14 @@ from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 Spawn = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The worker's lifecycle does not depend on the database: SQLite only, not once per database."""
+    url = f"sqlite:///{tmp_path / 'envoi.db'}"
+    upgrade(url)
+    return url
 
 
 @pytest.fixture
