@@ -65,9 +65,10 @@ def worker(
     signal exits at once)."""
     from envoi import shutdown
     from envoi.errors import QueueUnavailableError
+    from envoi.queue.heartbeat import health as worker_health
     from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
     from envoi.runtime import Envoi
-    from envoi.worker import LEAVE_S, Worker, worker_health
+    from envoi.worker import LEAVE_S, Worker
 
     configure_logging()
     settings = settings_or_exit()

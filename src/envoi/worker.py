@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -20,7 +19,6 @@ from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
 
 from envoi import metrics, shutdown
-from envoi.config import Settings
 from envoi.errors import DeferredError, QueueUnavailableError, TransientDeliveryError, is_permanent
 from envoi.queue import heartbeat
 from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
@@ -352,22 +350,3 @@ async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if task.done() and not task.cancelled() and task.exception() is not None:
         log.warning("%s ended with %r", task.get_name(), task.exception())
-
-
-async def worker_health(settings: Settings) -> tuple[int, list[str]]:
-    """`envoi worker --health`: 0 and the live workers of this host (their last heartbeat), or 1 and
-    why not."""
-    client = producer_client(settings)
-    host = socket.gethostname()
-    try:
-        found = await heartbeat.beats(
-            client, settings.redis_prefix, host=host, interval_s=settings.worker_heartbeat_interval_s
-        )
-    except REDIS_DOWN_ERRORS as exc:
-        return 1, [f"envoi: Redis at {settings.redis} did not answer ({type(exc).__name__})"]
-    finally:
-        await client.aclose()
-    if not found:
-        window = heartbeat.MISSED_BEATS * settings.worker_heartbeat_interval_s
-        return 1, [f"envoi: no worker on {host} has sent a heartbeat in the last {window:g}s"]
-    return 0, [f"worker {b.name} alive (last heartbeat {b.age_s:.1f}s ago)" for b in found]

@@ -18,10 +18,11 @@ from envoi.config import Settings
 from envoi.db.migrate import upgrade
 from envoi.embedded_redis import free_port
 from envoi.queue.connection import BULLMQ_LONGEST_BLOCK_S, WORKER_SOCKET_TIMEOUT_S, WatchedRetry
+from envoi.queue.heartbeat import health as worker_health
 from envoi.queue.jobs import HandlerRegistry
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
-from envoi.worker import SHUTDOWN_GRACE_S, worker_health
+from envoi.worker import SHUTDOWN_GRACE_S
 from tests.fixtures.proxy import TcpProxy
 from tests.helpers import eventually
 

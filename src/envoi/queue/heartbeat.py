@@ -17,6 +17,10 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from envoi.config import Settings
+from envoi.queue.redis_backend import producer_client
+from envoi.queue.service import REDIS_DOWN_ERRORS
+
 #: A worker is alive when it beat within this many intervals.
 MISSED_BEATS = 3
 #: Members not refreshed for this long are removed (workers long gone).
@@ -59,3 +63,22 @@ async def beats(client: Redis, prefix: str, *, host: str, interval_s: float) -> 
         for name, score in cast("list[tuple[str, float]]", found)
     ]
     return sorted((b for b in alive if b.name.rpartition(":")[0] == host), key=lambda b: b.age_s)
+
+
+async def health(settings: Settings) -> tuple[int, list[str]]:
+    """`envoi worker --health`: 0 and the live workers of this host (their last heartbeat), or 1 and
+    why not."""
+    client = producer_client(settings)
+    host = socket.gethostname()
+    try:
+        found = await beats(
+            client, settings.redis_prefix, host=host, interval_s=settings.worker_heartbeat_interval_s
+        )
+    except REDIS_DOWN_ERRORS as exc:
+        return 1, [f"envoi: Redis at {settings.redis} did not answer ({type(exc).__name__})"]
+    finally:
+        await client.aclose()
+    if not found:
+        window = MISSED_BEATS * settings.worker_heartbeat_interval_s
+        return 1, [f"envoi: no worker on {host} has sent a heartbeat in the last {window:g}s"]
+    return 0, [f"worker {b.name} alive (last heartbeat {b.age_s:.1f}s ago)" for b in found]
