@@ -4,6 +4,7 @@ from envoi.config import Settings, load_settings
 from envoi.errors import (
     ConfigError,
     DatabaseUnavailableError,
+    DeferredError,
     DeliveryError,
     EnvoiError,
     InvalidJobDataError,
@@ -35,6 +36,7 @@ __all__ = [
     "WEBHOOKS_QUEUE",
     "ConfigError",
     "DatabaseUnavailableError",
+    "DeferredError",
     "DeliveryError",
     "EnqueueResult",
     "Envoi",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from enum import StrEnum
@@ -81,6 +82,10 @@ def parse_schedule(text: str) -> tuple[timedelta, ...]:
     return steps
 
 
+#: A delivery's lease over the worker's lock (`Settings.delivery_lease_s`).
+LEASE_OVER_LOCK = 1.25
+
+
 class SmtpSecurity(StrEnum):
     NONE = "none"
     STARTTLS = "starttls"
@@ -140,6 +145,28 @@ class TextProvider(StrEnum):
     CONSOLE = "console"
 
 
+#: A Redis connection idle longer than this is checked with a PING before its next command.
+HEALTH_CHECK_INTERVAL_S = 10
+#: TCP keepalive: first probe after this idle time, then every interval, dead after that many probes.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 15, 5, 3
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive tuning, where the platform exposes it (Linux; macOS names the idle time
+    TCP_KEEPALIVE): the system default waits two hours before the first probe."""
+    wanted = (
+        (("TCP_KEEPIDLE", "TCP_KEEPALIVE"), KEEPALIVE_IDLE_S),
+        (("TCP_KEEPINTVL",), KEEPALIVE_INTERVAL_S),
+        (("TCP_KEEPCNT",), KEEPALIVE_PROBES),
+    )
+    options: dict[int, int] = {}
+    for names, value in wanted:
+        option = next((getattr(socket, n) for n in names if hasattr(socket, n)), None)
+        if option is not None:
+            options[option] = value
+    return options
+
+
 class RedisTarget:
     """Where Redis is, parsed once from REDIS_URL or REDIS_HOST/PORT/...; `str()` never shows the password."""
 
@@ -158,11 +185,16 @@ class RedisTarget:
         self.username, self.password = username, password
         self.tls, self.ca_file = tls, ca_file
 
-    def connection_kwargs(self, *, connect_timeout_s: float) -> dict[str, Any]:
+    def connection_kwargs(
+        self, *, connect_timeout_s: float, socket_timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments for `redis.asyncio.Redis` (and bullmq's dict connection).
 
-        `socket_timeout=None`: redis-py 8 defaults to 5 s, which cuts the worker's blocking wait for jobs
-        (late pickups, slow crash recovery); commands are bounded elsewhere.
+        Every connection notices a dead peer by itself: TCP keepalive (a host gone: ~30 s), and a PING
+        before a command sent on a connection idle for HEALTH_CHECK_INTERVAL_S (a connection that went
+        silent while idle is replaced before the command goes into it). Neither cuts a blocking command
+        (a health check runs only before a command): `socket_timeout_s` is what bounds a read, and a
+        worker's must outlast bullmq's longest blocking wait (`envoi.queue.connection`).
         """
         kwargs: dict[str, Any] = {
             "host": self.host,
@@ -170,8 +202,11 @@ class RedisTarget:
             "db": self.db,
             "username": self.username,
             "password": self.password,
-            "socket_timeout": None,
+            "socket_timeout": socket_timeout_s,
             "socket_connect_timeout": connect_timeout_s,
+            "socket_keepalive": True,
+            "socket_keepalive_options": keepalive_options(),
+            "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         }
         if self.tls:
             kwargs["ssl"] = True
@@ -236,11 +271,18 @@ class Settings(BaseSettings):
     #: `envoi.queue.recipients`); 0 keeps no index.
     recipient_index_days: int = Field(30, ge=0, le=3650)
 
+    #: How often the worker writes its heartbeat (`envoi worker --health` reads it).
+    worker_heartbeat_interval_s: float = Field(10, gt=0)
+
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
     #: PostgreSQL schema for envoi's tables (beside another application's, e.g. the original system's
     #: `failed_jobs`). Unset: the connection's search_path (`public` on a fresh database). SQLite: ignored.
     database_schema: str | None = Field(None, pattern=SCHEMA_NAME_PATTERN)
+    #: PostgreSQL: how long opening a connection may take (whole seconds, at least 2, as libpq counts).
+    database_connect_timeout_s: float = Field(5, gt=0)
+    #: PostgreSQL: the server cancels a statement running longer; SQLite: how long a write waits on a lock.
+    database_statement_timeout_s: float = Field(30, gt=0)
 
     # --- email -----------------------------------------------------------------------------------
     #: Unset: Resend when RESEND_API_KEY is set, else SendGrid when SENDGRID_API_KEY is, else SMTP (the
@@ -291,8 +333,6 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Paris"
     #: The product's front end, for links in messages (verification, invitation, appointments).
     frontend_url: str = "http://localhost:3000"
-    #: How long a SENDING ledger row belongs to the worker that claimed it.
-    delivery_lease_s: float = Field(300, gt=0)
     #: A folder whose files replace the built-in templates of the same relative name (`en/verification.html`).
     templates_dir: DirectoryPath | None = None
     #: The product's name in every message; EMAIL_FROM's display name when unset, else "envoi".
@@ -585,6 +625,14 @@ class Settings(BaseSettings):
                 yield name, redact_url(str(value), hide_path=name in SECRET_PATH_URLS)
             else:
                 yield name, value
+
+    @property
+    def delivery_lease_s(self) -> float:
+        """How long a SENDING ledger row belongs to the run that claimed it: derived from the worker's
+        lock, never set apart from it, so that when bullmq declares a dead worker's job stalled (its lock
+        expired) the row's lease is gone or about to go. A quarter longer than the lock: a live run renews
+        both, and a clock a little ahead on another worker must not take over a live send."""
+        return self.worker_lock_duration_ms / 1000 * LEASE_OVER_LOCK
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,6 +2,8 @@
 
     EnvoiError
     ├── ConfigError                    a setting is invalid: start-up stops with its message
+    ├── DeferredError                  not a failure: the job comes back at `until` without spending an
+    │                                  attempt (another run holds the message's lease)
     ├── QueueUnavailableError          Redis cannot be asked now (disabled, down, breaker open):
     │                                  raised by `QueueService.on_redis`; enqueue then runs inline
     ├── WebhookVerificationError       a received webhook's signature or timestamp does not verify
@@ -21,15 +23,20 @@
 
 Any other exception raised by a handler is treated as transient: a bug fixed by a deploy should not
 have burned the job's attempts on the first try.
+
+A `DeferredError` is decided on in one place per backend: the worker moves the job to bullmq's delayed
+set until then (`envoi.worker`); the inline backend waits a bounded time, then records a failure
+(`envoi.queue.inline`).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "ConfigError",
     "DatabaseUnavailableError",
+    "DeferredError",
     "DeliveryError",
     "EnvoiError",
     "InvalidJobDataError",
@@ -51,6 +58,23 @@ class EnvoiError(Exception):
 
 class ConfigError(EnvoiError):
     """A setting is invalid; the message names the variable."""
+
+
+class DeferredError(EnvoiError):
+    """The job cannot go on before `until` (aware UTC), and trying earlier is not a failure: another run
+    holds the lease on its message. The job is postponed, its attempts untouched."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
+
+    @property
+    def until_ms(self) -> int:
+        """`until` in milliseconds since the epoch, as bullmq counts."""
+        return int(self.until.timestamp() * 1000)
+
+    def seconds_left(self) -> float:
+        return max(0.0, (self.until - datetime.now(UTC)).total_seconds())
 
 
 class QueueUnavailableError(EnvoiError):

@@ -93,7 +93,12 @@ class Envoi:
                 strict_email_domains=settings.email_strict_domains,
             )
         )
-        self.db = Database(settings.database_url, schema=settings.database_schema)
+        self.db = Database(
+            settings.database_url,
+            schema=settings.database_schema,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            statement_timeout_s=settings.database_statement_timeout_s,
+        )
         self.registry = registry if registry is not None else HandlerRegistry()
         #: Told of every final failure, by the worker and by the inline fallback.
         self.recorders: list[FailureRecorder] = [LoggingFailureRecorder()]

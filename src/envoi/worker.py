@@ -3,37 +3,51 @@
 Retry versus dead letter is decided by the error class (`envoi.errors.is_permanent`), in `_processor`: a
 permanent error becomes bullmq's `UnrecoverableError`, so the job fails at once without spending its
 attempts; anything else is retried after its backoff, or after the delay it asks for (`envoi.Retry`, a
-provider's Retry-After), until its attempts are spent.
+provider's Retry-After), until its attempts are spent. A `DeferredError` moves the job to bullmq's delayed set until the moment it names, and raises bullmq's
+`DelayedError`, so that the job is neither completed nor failed: no attempt is spent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from bullmq import UnrecoverableError
+from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
 
-from envoi import metrics
-from envoi.errors import QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
+from envoi import metrics, shutdown
+from envoi.errors import DeferredError, QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
+from envoi.queue import heartbeat
+from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
 from envoi.queue.failures import final_failure, is_final_failure
 from envoi.queue.inspect import worker_name
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.redis_backend import producer_client
 from envoi.queue.service import QueueService
 from envoi.runtime import Envoi
 from envoi.validation import check_sizes
 
 log = logging.getLogger("envoi.worker")
 
-#: How long close() waits on each of its last steps (a forced close, stragglers) before cancelling.
-FORCE_CLOSE_S = 5.0
+#: How long close() waits on each of its last steps (a forced close, stragglers) before moving on.
+FORCE_CLOSE_S = 2.0
+#: How long close() gives the removal of the worker's heartbeat.
+FORGET_S = 1.0
+#: `envoi.shutdown.leave`: how long the last tasks get once everything is closed.
+LEAVE_S = 0.5
+#: After the first signal, the process exits within WORKER_SHUTDOWN_TIMEOUT_S plus this, whatever runs
+#: (the watchdog of `envoi.shutdown`); close() and `shutdown.leave` take 2 x FORCE_CLOSE_S + 1.5 s at most.
+SHUTDOWN_GRACE_S = 4 * FORCE_CLOSE_S + 4
+
+#: A postponed job comes back this long after the moment it waits for (a lease's end), not just before.
+DEFER_SLACK_MS = 50
 
 
 def _stretch_backoff(job: Any, retry_after_s: float) -> None:
@@ -89,18 +103,23 @@ class Worker:
         #: Coroutines run alongside the worker until it stops (the dead-letter reconciler is one).
         self.companions: list[Callable[[], Coroutine[Any, Any, None]]] = envoi.worker_companions(self.queues)
         self._companion_tasks: list[asyncio.Task[None]] = []
+        #: This process in the heartbeat set (`envoi.queue.heartbeat`).
+        self.name = heartbeat.worker_name()
 
     def worker_options(self) -> dict[str, Any]:
         s = self.settings
         options: dict[str, Any] = {
             # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
-            "connection": s.redis.connection_kwargs(connect_timeout_s=s.redis_connect_timeout_s),
+            "connection": s.redis.connection_kwargs(
+                connect_timeout_s=s.redis_connect_timeout_s, socket_timeout_s=WORKER_SOCKET_TIMEOUT_S
+            ),
             "prefix": s.redis_prefix,
             "concurrency": self.concurrency,
             "lockDuration": s.worker_lock_duration_ms,
             "stalledInterval": s.worker_stalled_interval_ms,
             "maxStalledCount": s.worker_max_stalled_count,
             "drainDelay": s.worker_drain_delay_s,
+            "runRetryDelay": WORKER_RUN_RETRY_DELAY_MS,
             "autorun": False,
             # Names the worker's Redis connections: the admin's worker list shows host, pid, concurrency.
             "name": worker_name(socket.gethostname(), os.getpid(), self.concurrency),
@@ -116,6 +135,8 @@ class Worker:
         await self.envoi.queue.ping()
         for queue in self.queues:
             worker = BullWorker(queue, self._processor(queue), self.worker_options())
+            install_retry(worker.client, f"{queue} worker")
+            install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
@@ -132,13 +153,24 @@ class Worker:
             asyncio.create_task(
                 companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"
             )
-            for companion in self.companions
+            for companion in (*self.companions, self._heartbeat)
         ]
         log.info(
             "Notifications worker started (queues: %s, concurrency %d)",
             ", ".join(self.queues),
             self.concurrency,
         )
+
+    async def _heartbeat(self) -> None:
+        """Beat on the worker's own connection (see `envoi.queue.heartbeat`) until cancelled."""
+        client = next(iter(self._workers.values())).client
+        while True:
+            try:
+                await heartbeat.beat(client, self.settings.redis_prefix, self.name)
+            except Exception as exc:
+                # The connection's own watch logs the outage; this says what it costs.
+                log.debug("Heartbeat not written: %s", exc)
+            await asyncio.sleep(self.settings.worker_heartbeat_interval_s)  # a period, not a wait on state
 
     def _processor(self, queue: str) -> Callable[[Any, str], Awaitable[Any]]:
         registry = self.envoi.registry
@@ -150,6 +182,7 @@ class Worker:
                 name=job.name,
                 data=job.data if isinstance(job.data, dict) else {"value": job.data},
                 job_id=str(job.id),
+                created_at_ms=int(job.timestamp),
                 attempt=int(job.attemptsMade) + 1,
                 max_attempts=int(job.opts.get("attempts") or 1),
                 mode="queued",
@@ -164,6 +197,11 @@ class Worker:
                     max_metadata_bytes=settings.max_metadata_bytes,
                 )
                 return await registry.run(context)
+            except DeferredError as exc:
+                # Not an attempt: back to bullmq's delayed set until then, attempts untouched.
+                log.info("Job %s %s postponed: %s", job.name, job.id, exc)
+                await job.moveToDelayed(exc.until_ms + DEFER_SLACK_MS, token)
+                raise DelayedError(str(exc)) from exc
             except Exception as exc:
                 if is_permanent(exc):
                     raise UnrecoverableError(str(exc)) from exc
@@ -207,45 +245,104 @@ class Worker:
                 log.exception("Could not record the final failure of job %s", failure.job_id)
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop taking jobs; let running ones finish for up to `timeout` seconds, then abandon them
-        (their locks expire and another worker takes them up again). Always returns: whatever is still
-        running FORCE_CLOSE_S after that is cancelled, and named in the log."""
+        """Stop taking jobs; let running ones finish for up to `timeout` seconds (default
+        WORKER_SHUTDOWN_TIMEOUT_S), then abandon them: their locks expire and another worker takes them
+        up. Always returns, within `timeout` + 2 x FORCE_CLOSE_S + 1 s: every step is bounded, and
+        whatever is still running at the end is named in the log. (A job may ignore its cancellation for
+        a while, an SMTP client saying QUIT for instance: `envoi.shutdown.leave` ends the process
+        without it.)"""
         timeout = self.settings.worker_shutdown_timeout_s if timeout is None else timeout
         for task in self._companion_tasks:
             task.cancel()
-        workers = list(self._workers.values())
-        graceful = asyncio.ensure_future(
-            asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
-        )
-        done, _ = await asyncio.wait([graceful], timeout=timeout)
-        if not done:
-            log.warning("Jobs still running after %.0fs: closing the worker anyway", timeout)
-            forced = asyncio.ensure_future(
-                asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+        workers = list(self._workers.items())
+        closing = [asyncio.create_task(w.close(), name=f"envoi-close-{q}") for q, w in workers]
+        recording = list(self._pending)  # dead letters being written: as long as the jobs
+        if closing or recording:
+            await asyncio.wait([*closing, *recording], timeout=timeout)
+        running = [task for task in closing if not task.done()]
+        forced: list[asyncio.Task[Any]] = []
+        if running:
+            jobs = [f"{job.name} {job.id}" for _, w in workers for job, _token in list(w.jobs)]
+            log.warning(
+                "Jobs still running after %gs, abandoned (another worker takes them up once their lock "
+                "expires): %s",
+                timeout,
+                ", ".join(jobs) or "none",
             )
-            await asyncio.wait([forced], timeout=FORCE_CLOSE_S)
-        leftovers = [
-            t for t in (graceful, *self._runs, *self._pending, *self._companion_tasks) if not t.done()
-        ]
-        if leftovers:
-            _, still = await asyncio.wait(leftovers, timeout=FORCE_CLOSE_S)
-            for task in still:
-                log.warning("Still running %.0fs after close, cancelled: %s", FORCE_CLOSE_S, task.get_name())
-                task.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
+            forced = [
+                asyncio.create_task(w.close(force=True), name=f"envoi-force-close-{q}") for q, w in workers
+            ]
+            _, stuck = await asyncio.wait([*running, *forced], timeout=FORCE_CLOSE_S)
+            for task in stuck:
+                # bullmq's close waits for its jobs; a job that ignores its cancellation holds it.
+                log.warning(
+                    "%s still running %gs after the forced close, left behind", task.get_name(), FORCE_CLOSE_S
+                )
+        await self._forget(workers)
+        await _finish([*self._runs, *self._pending, *self._companion_tasks])
+        for task in (*closing, *forced):
+            _log_failure(task)
         self._workers.clear()
         self._runs.clear()
         log.info("Notifications worker stopped")
 
-    async def run_until_signalled(self) -> None:
-        """The `envoi worker` main loop: run until SIGTERM or SIGINT, then close gracefully."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await self.start()
+    async def _forget(self, workers: list[tuple[str, BullWorker]]) -> None:
+        """Remove this worker's heartbeat, so that `--health` says at once that it is gone."""
+        if not workers:
+            return
+        client = producer_client(self.settings)
         try:
-            await stop.wait()
+            async with asyncio.timeout(FORGET_S):
+                await heartbeat.forget(client, self.settings.redis_prefix, self.name)
+        except Exception as exc:
+            log.debug("Heartbeat not removed (it expires by itself): %s", exc)
         finally:
-            log.info("Signal received: finishing running jobs")
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def run_until_signalled(self) -> None:
+        """The `envoi worker` main loop: run until SIGTERM or SIGINT, then close gracefully.
+
+        A second SIGTERM/SIGINT exits at once; so does a shutdown that overruns its bound (a watchdog
+        thread, which works even when a job blocks the event loop). A signal during start-up stops it.
+        """
+        stop = asyncio.Event()
+        shutdown.on_first_signal(
+            stop.set, deadline_s=self.settings.worker_shutdown_timeout_s + SHUTDOWN_GRACE_S
+        )
+        starting = asyncio.create_task(self.start(), name="envoi-worker-start")
+        signalled = asyncio.create_task(stop.wait(), name="envoi-worker-stop")
+        await asyncio.wait([starting, signalled], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if starting.done():
+                starting.result()  # start-up failed: raise it (after closing what was opened)
+                log.info("Waiting for jobs (SIGTERM or SIGINT to stop)")
+                await signalled
+            else:
+                log.info("Signal received during start-up: stopping")
+                starting.cancel()
+                await asyncio.wait([starting], timeout=FORCE_CLOSE_S)
+        finally:
+            signalled.cancel()
             await self.close()
+
+
+async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel envoi's own unfinished tasks and give them FORCE_CLOSE_S; name in the log any that still
+    runs. Exceptions are logged, never raised: stopping must not fail half-way."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, left = await asyncio.wait(pending, timeout=FORCE_CLOSE_S)
+        for task in left:
+            log.warning(
+                "%s still running %gs after its cancellation, left behind", task.get_name(), FORCE_CLOSE_S
+            )
+    for task in tasks:
+        _log_failure(task)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.warning("%s ended with %r", task.get_name(), task.exception())

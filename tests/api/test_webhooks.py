@@ -72,7 +72,7 @@ async def test_undelivered_records_the_error_code(api: Api) -> None:
     )
     assert response.status_code == 204
     row = await status_of(api, row_id)
-    assert row.status == DeliveryStatus.FAILED
+    assert row.status == DeliveryStatus.UNDELIVERED
     assert row.error_code == "30003"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from envoi.db.models import MessageDelivery
 from envoi.deliveries import DeliveryLedger
 from envoi.queue.jobs import FinalFailure, JobContext
@@ -32,6 +34,16 @@ async def delivery(envoi: Envoi, key: str) -> MessageDelivery | None:
     return await ledger(envoi).get(key)
 
 
+async def job_delivery(envoi: Envoi, job_id: str) -> MessageDelivery | None:
+    """The row of a queued job keyed by its bullmq id (`job:notifications:{id}:{created at}`)."""
+    pattern = f"job:{NOTIFICATIONS_QUEUE}:{job_id}:%"
+    async with envoi.db.session() as session:
+        row: MessageDelivery | None = await session.scalar(
+            select(MessageDelivery).where(MessageDelivery.idempotency_key.like(pattern))
+        )
+        return row
+
+
 def email_data(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "to": EMAIL_TO,
@@ -49,13 +61,27 @@ def text_data(**overrides: Any) -> dict[str, Any]:
     return data
 
 
-def context(name: str, data: dict[str, Any], *, job_id: str = "1", attempt: int = 1) -> JobContext:
+#: A job's creation time for jobs run directly (bullmq's `timestamp`, ms).
+CREATED_AT_MS = 1_767_225_600_000
+#: The ledger key of a job run directly with `context()`'s defaults, no idempotency key, no flow.
+DIRECT_KEY = f"job:{NOTIFICATIONS_QUEUE}:1:{CREATED_AT_MS}"
+
+
+def context(
+    name: str,
+    data: dict[str, Any],
+    *,
+    job_id: str = "1",
+    attempt: int = 1,
+    created_at_ms: int = CREATED_AT_MS,
+) -> JobContext:
     """What the worker hands a handler, for running one directly (`envoi.registry.run`)."""
     return JobContext(
         queue=NOTIFICATIONS_QUEUE,
         name=name,
         data=data,
         job_id=job_id,
+        created_at_ms=created_at_ms,
         attempt=attempt,
         max_attempts=5,
         mode="queued",

@@ -16,7 +16,15 @@ from envoi.config import Settings
 from envoi.errors import PermanentDeliveryError, TransientDeliveryError
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
-from tests.channels.support import EMAIL_TO, Recorder, context, delivery, email_data
+from tests.channels.support import (
+    DIRECT_KEY,
+    EMAIL_TO,
+    Recorder,
+    context,
+    delivery,
+    email_data,
+    job_delivery,
+)
 from tests.fixtures.smtp import SmtpSink
 from tests.helpers import eventually, job_state
 
@@ -53,13 +61,13 @@ async def test_email_is_delivered_with_text_html_and_stable_message_id(
     assert "<p>Bonjour Jeanne</p>" in (received.html or "")
     [attachment] = received.attachments
     assert (attachment.get_filename(), attachment.get_content_type()) == ("rdv.ics", "text/calendar")
-    row = await eventually(lambda: _sent(envoi, "confirm-a1"), message="ledger row SENT")
+    row = await eventually(lambda: _sent(envoi, "", key="confirm-a1"), message="ledger row SENT")
     assert (row.channel, row.provider, row.template_key) == ("email", "smtp", "appointment_confirmation")
     assert row.provider_message_id == message_id("confirm-a1")
 
 
-async def _sent(envoi: Envoi, key: str) -> Any:
-    row = await delivery(envoi, key)
+async def _sent(envoi: Envoi, job_id: str, *, key: str | None = None) -> Any:
+    row = await (delivery(envoi, key) if key else job_delivery(envoi, job_id))
     return row if row is not None and row.status == "SENT" else None
 
 
@@ -79,7 +87,7 @@ async def test_4xx_is_retried_until_delivered(
     await eventually(lambda: smtp_sink.messages, message="delivered on the third attempt")
     assert smtp_sink.refusals == [(stage, 451), (stage, 451)]
     assert len(smtp_sink.messages) == 1
-    row = await eventually(lambda: _sent(envoi, f"job:notifications:{result.job_id}"), message="SENT")
+    row = await eventually(lambda: _sent(envoi, result.job_id), message="SENT")
     assert row.attempts == 3 and row.error_code is None
     assert recorder.failures == []
 
@@ -102,7 +110,7 @@ async def test_5xx_fails_after_one_attempt(
     assert smtp_sink.refusals == [(stage, code)]
     assert smtp_sink.messages == []
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
-    row = await delivery(envoi, f"job:notifications:{result.job_id}")
+    row = await job_delivery(envoi, result.job_id)
     assert row is not None and (row.status, row.error_code, row.attempts) == ("FAILED", str(code), 1)
 
 
@@ -113,7 +121,7 @@ async def test_unreachable_server_is_transient(make_delivery_settings: Any, make
     with pytest.raises(TransientDeliveryError) as raised:
         await envoi.registry.run(context(JobName.SEND_EMAIL, email_data()))
     assert raised.value.code == "CONNECTION"
-    row = await delivery(envoi, "job:notifications:1")
+    row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.status, row.error_code) == ("FAILED", "CONNECTION")
 
 

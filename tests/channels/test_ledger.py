@@ -13,7 +13,7 @@ from envoi.config import Settings
 from envoi.db.models import DeliveryStatus, MessageDelivery
 from envoi.db.types import utcnow
 from envoi.deliveries import DeliveryLedger, IdempotencyKeyConflictError, delivery_key
-from envoi.errors import TransientDeliveryError
+from envoi.errors import DeferredError
 from envoi.notifications.jobs import JobMetadata
 from envoi.queue.names import JobName
 from envoi.runtime import Envoi
@@ -27,9 +27,16 @@ def meta(**values: Any) -> JobMetadata:
     return JobMetadata.model_validate(values)
 
 
-def key(metadata: JobMetadata | None, *, job_id: str = "7") -> str:
+def key(metadata: JobMetadata | None, *, job_id: str = "7", created_at_ms: int = 1000) -> str:
     return delivery_key(
-        metadata=metadata, channel="sms", recipient="+33612345678", queue="notifications", job_id=job_id
+        channel="sms",
+        recipient="+33612345678",
+        queue="notifications",
+        job_id=job_id,
+        created_at_ms=created_at_ms,
+        idempotency_key=metadata.idempotency_key if metadata else None,
+        flow=metadata.flow if metadata else None,
+        entity_id=metadata.entity_id if metadata else None,
     )
 
 
@@ -42,10 +49,12 @@ def test_key_rules() -> None:
     # An id the producer names beyond the known ones is more specific than the user.
     assert key(meta(templateKey="invite", invitationId="i9", userId="u1")) == "invite:i9:sms:+33612345678"
     assert key(meta(templateKey="t", notificationId="n1", appointmentId="a1")).startswith("t:n1:")
-    # No flow or no entity: the job's own id, the same on every retry of that job.
-    assert key(meta(userId="u1")) == "job:notifications:7"
-    assert key(meta(templateKey="t")) == "job:notifications:7"
-    assert key(None, job_id="42") == "job:notifications:42"
+    # No flow or no entity: the job's own id, the same on every retry of that job; bullmq's counter
+    # ids (digits) with the job's creation time, a producer's own ids as given.
+    assert key(meta(userId="u1")) == "job:notifications:7:1000"
+    assert key(meta(templateKey="t")) == "job:notifications:7:1000"
+    assert key(None, job_id="42", created_at_ms=5) == "job:notifications:42:5"
+    assert key(None, job_id="delivery:org1:ab12", created_at_ms=5) == "job:notifications:delivery:org1:ab12"
     long = key(meta(templateKey="t" * 300, userId="u"))
     assert long.startswith("sha256:") and len(long) <= 255
     assert long == key(meta(templateKey="t" * 300, userId="u"))
@@ -94,12 +103,12 @@ async def test_final_rows_are_not_claimed(envoi: Envoi, status: DeliveryStatus) 
     assert (claim.status, claim.provider_message_id) == (status, "SM1")
 
 
-async def test_a_live_lease_is_respected_and_an_expired_one_taken_over(envoi: Envoi) -> None:
+async def test_a_live_lease_defers_until_its_end_and_an_expired_one_is_taken_over(envoi: Envoi) -> None:
     ledger = make_ledger(envoi)
     first = await ledger.claim(key="k", **CLAIM)
-    with pytest.raises(TransientDeliveryError) as raised:
+    with pytest.raises(DeferredError) as raised:
         await ledger.claim(key="k", **CLAIM)
-    assert raised.value.code == "LEASE_HELD"
+    assert raised.value.until == first.lease_expires_at
     # The first worker died: its lease runs out.
     async with envoi.db.session() as session:
         await session.execute(
@@ -133,7 +142,7 @@ async def test_concurrent_claims_have_one_winner(envoi: Envoi) -> None:
     async def attempt() -> bool:
         try:
             return (await ledger.claim(key="race", **CLAIM)).acquired
-        except TransientDeliveryError:
+        except DeferredError:
             return False
 
     outcomes = await asyncio.gather(*(attempt() for _ in range(8)))
@@ -147,7 +156,7 @@ async def test_concurrent_takeover_of_a_failed_row_has_one_winner(envoi: Envoi) 
     async def attempt() -> bool:
         try:
             return (await ledger.claim(key="failed", **CLAIM)).acquired
-        except TransientDeliveryError:
+        except DeferredError:
             return False
 
     outcomes = await asyncio.gather(*(attempt() for _ in range(8)))

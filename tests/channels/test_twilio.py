@@ -16,7 +16,15 @@ from envoi.config import Settings
 from envoi.errors import PermanentDeliveryError, TransientDeliveryError
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
-from tests.channels.support import PHONE_TO, Recorder, context, delivery, text_data
+from tests.channels.support import (
+    DIRECT_KEY,
+    PHONE_TO,
+    Recorder,
+    context,
+    delivery,
+    job_delivery,
+    text_data,
+)
 from tests.fixtures.delivery import SMS_FROM, WHATSAPP_FROM
 from tests.fixtures.twilio import TwilioServer
 from tests.helpers import eventually, job_state
@@ -30,8 +38,8 @@ async def started(make_envoi: Any, start_worker: Any, settings: Settings) -> tup
     return envoi, recorder
 
 
-async def _status(envoi: Envoi, key: str, status: str) -> Any:
-    row = await delivery(envoi, key)
+async def _status(envoi: Envoi, job_id: str, status: str, *, key: str | None = None) -> Any:
+    row = await (delivery(envoi, key) if key else job_delivery(envoi, job_id))
     return row if row is not None and row.status == status else None
 
 
@@ -47,7 +55,9 @@ async def test_sms_is_posted_as_twilio_expects(
     [sent] = await eventually(lambda: twilio_server.messages, message="SMS posted")
     assert (sent["To"], sent["From"], sent["Body"]) == (PHONE_TO, SMS_FROM, "Rappel : RDV demain 10h")
     assert sent["StatusCallback"] == "http://envoi.test/v1/webhooks/twilio/status"
-    row = await eventually(lambda: _status(envoi, f"reminder_24h:a1:sms:{PHONE_TO}", "SENT"), message="SENT")
+    row = await eventually(
+        lambda: _status(envoi, "", "SENT", key=f"reminder_24h:a1:sms:{PHONE_TO}"), message="SENT"
+    )
     assert (row.provider, row.provider_message_id, row.recipient) == ("twilio", sent["sid"], PHONE_TO)
 
 
@@ -59,7 +69,7 @@ async def test_whatsapp_uses_the_prefix_on_both_numbers(
     [sent] = twilio_server.messages
     assert (sent["To"], sent["From"]) == (f"whatsapp:{PHONE_TO}", f"whatsapp:{WHATSAPP_FROM}")
     assert result == {"status": "sent", "deliveryId": result["deliveryId"], "providerMessageId": sent["sid"]}
-    row = await delivery(envoi, "job:notifications:1")
+    row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.channel, row.recipient) == ("whatsapp", PHONE_TO)
 
 
@@ -85,9 +95,7 @@ async def test_5xx_is_retried(
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_SMS, text_data())
     await eventually(lambda: twilio_server.messages, message="SMS posted on the third attempt")
     assert [status for status, _ in twilio_server.requests] == [503, 503, 201]
-    row = await eventually(
-        lambda: _status(envoi, f"job:notifications:{result.job_id}", "SENT"), message="SENT"
-    )
+    row = await eventually(lambda: _status(envoi, result.job_id, "SENT"), message="SENT")
     assert row.attempts == 3
 
 
@@ -102,7 +110,7 @@ async def test_400_is_not_retried_and_keeps_twilio_code(
     assert "Invalid 'To' Phone Number" in failure.error_message
     assert len(twilio_server.requests) == 1
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
-    row = await delivery(envoi, f"job:notifications:{result.job_id}")
+    row = await job_delivery(envoi, result.job_id)
     assert row is not None and (row.status, row.error_code) == ("FAILED", "21211")
 
 
@@ -135,7 +143,7 @@ async def test_disabled_channel_completes_without_sending(
     result = await envoi.registry.run(context(job, text_data()))
     assert result == {"status": "disabled", "deliveryStatus": "CANCELLED"}
     assert twilio_server.requests == []
-    row = await delivery(envoi, "job:notifications:1")
+    row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.status, row.error_message) == ("CANCELLED", f"{switch.upper()}=false")
 
 

@@ -1,9 +1,11 @@
-"""A worker process for the SIGTERM test: its one job takes a while and writes a file when it ends."""
+"""A worker process for the shutdown tests: SLOW takes a while (awaiting) and writes a file when it ends;
+BLOCK blocks the event loop itself (a CPU-bound or blocking job)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from envoi.cli import configure_logging
@@ -20,6 +22,13 @@ async def slow(_data: object, context: JobContext) -> str:
     Path(context.data["started"]).write_text("started")
     await asyncio.sleep(float(context.data["seconds"]))  # the work itself, not a synchronisation
     Path(context.data["done"]).write_text("done")
+    return "ok"
+
+
+@registry.handler("BLOCK")
+async def block(context: JobContext) -> str:
+    Path(context.data["started"]).write_text("started")
+    time.sleep(float(context.data["seconds"]))  # blocks the event loop on purpose
     return "ok"
 
 

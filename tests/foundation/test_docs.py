@@ -1,7 +1,8 @@
-"""The configuration reference names every setting envoi reads."""
+"""The docs hold: the configuration reference names every setting, the guarantees name real tests."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices
@@ -20,3 +21,23 @@ def test_every_setting_is_documented() -> None:
             names.extend(str(choice) for choice in field.validation_alias.choices)
     missing = [name.upper() for name in names if f"`{name.upper()}`" not in text]
     assert not missing, f"undocumented in {DOC.name}: {missing}"
+
+
+GUARANTEES = DOC.with_name("guarantees.md")
+
+
+def test_every_proof_in_the_guarantees_names_a_test_that_exists() -> None:
+    """`path::name` and `::name` (the last path named before it) in docs/guarantees.md: each is a test."""
+    root = DOC.parents[1]
+    text = GUARANTEES.read_text()
+    path: str | None = None
+    checked, missing = 0, []
+    for match in re.finditer(r"`(tests/[\w/]+\.py)?::(\w+)`", text):
+        path = match.group(1) or path
+        assert path is not None, f"::{match.group(2)} before any test file is named"
+        source = (root / path).read_text() if (root / path).exists() else ""
+        if not re.search(rf"^(async )?def {match.group(2)}\(", source, re.MULTILINE):
+            missing.append(f"{path}::{match.group(2)}")
+        checked += 1
+    assert checked > 30
+    assert not missing, missing

@@ -233,17 +233,6 @@ async def test_delayed_job_is_not_run_inline(make_settings: Callable[..., Any], 
     assert recorder.failures[0].options["delay"] == 3_600_000
 
 
-async def test_worker_connections_have_no_socket_timeout(envoi: Envoi, start_worker: Any) -> None:
-    """redis-py 8's default 5 s socket timeout would cut the worker's blocking wait for jobs."""
-    worker = await start_worker(envoi)
-    bull = worker._workers[NOTIFICATIONS_QUEUE]
-    for connection in (bull.redisConnection, bull.blockingRedisConnection):
-        assert connection.conn.connection_pool.connection_kwargs["socket_timeout"] is None
-    assert bull.opts["drainDelay"] <= 4
-    # Fractional block timeouts: a retry due in 0.5 s is not rounded up to a whole second.
-    assert bull.backend.capabilities["canDoubleTimeout"] is True
-
-
 async def test_sigterm_lets_the_running_job_finish(
     make_settings: Callable[..., Any], make_envoi: Any, settings: Any, tmp_path: Path
 ) -> None:

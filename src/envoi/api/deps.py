@@ -14,6 +14,7 @@ from envoi.api.proxy import TrustedProxies
 from envoi.api.sessions import AdminSessions
 from envoi.config import Settings
 from envoi.dead_letters.service import FailedJobService
+from envoi.deliveries import DeliveryLedger
 from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.notifications.service import NotificationsService
 from envoi.runtime import Envoi
@@ -64,6 +65,13 @@ def get_notifications(envoi: EnvoiDep) -> NotificationsService:
 
 
 NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
+
+
+def get_ledger(envoi: EnvoiDep) -> DeliveryLedger:
+    return envoi.ledger
+
+
+LedgerDep = Annotated[DeliveryLedger, Depends(get_ledger)]
 
 
 def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:

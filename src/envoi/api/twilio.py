@@ -1,4 +1,5 @@
-"""Twilio status callbacks: the request signature, and the ledger update they bring.
+"""Twilio status callbacks: the request signature. The ledger update they bring is the ledger's
+(`DeliveryLedger.apply_provider_status`).
 
 Signature (Twilio's documented algorithm): take the full URL Twilio called, append each POST parameter's
 name and value sorted by name, HMAC-SHA1 the result with the account's auth token, base64 it, and compare
@@ -12,20 +13,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from envoi.db.models import DeliveryStatus, MessageDelivery
-
-#: Twilio's MessageStatus values that end a message's life, and the ledger status each one means.
-FINAL_STATUSES = {
-    "delivered": DeliveryStatus.DELIVERED,
-    "read": DeliveryStatus.DELIVERED,
-    "failed": DeliveryStatus.FAILED,
-    "undelivered": DeliveryStatus.FAILED,
-}
 
 
 def expected_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -39,34 +26,3 @@ def expected_signature(auth_token: str, url: str, params: Iterable[tuple[str, st
 
 def signature_valid(auth_token: str, url: str, params: Iterable[tuple[str, str]], signature: str) -> bool:
     return hmac.compare_digest(expected_signature(auth_token, url, params).encode(), signature.encode())
-
-
-async def apply_status(
-    session: AsyncSession, *, message_sid: str, message_status: str, error_code: str | None
-) -> int:
-    """Move the ledger row of `message_sid` to DELIVERED or FAILED; returns the rows changed.
-
-    Intermediate statuses (queued, sending, sent) change nothing, and a late "failed" never overwrites a
-    DELIVERED row (callbacks may arrive out of order).
-    """
-    target = FINAL_STATUSES.get(message_status.lower())
-    if target is None:
-        return 0
-    allowed_from = [DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.FAILED]
-    if target is DeliveryStatus.DELIVERED:
-        allowed_from.append(DeliveryStatus.DELIVERED)
-    values: dict[str, object] = {"status": target, "updated_at": datetime.now(UTC)}
-    if target is DeliveryStatus.FAILED:
-        values["error_code"] = error_code
-        values["error_message"] = f"Twilio status {message_status}" + (
-            f" (error {error_code})" if error_code else ""
-        )
-    result = await session.execute(
-        update(MessageDelivery)
-        .where(
-            MessageDelivery.provider_message_id == message_sid,
-            MessageDelivery.status.in_([str(s) for s in allowed_from]),
-        )
-        .values(**values)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -10,13 +10,15 @@ from typing import Annotated
 import typer
 from prometheus_client import start_http_server
 
+from envoi import shutdown
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
 from envoi.config import Settings
 from envoi.db.migrate import pending_message, upgrade
 from envoi.errors import ConfigError
+from envoi.queue.heartbeat import health as worker_health
 from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
 from envoi.runtime import Envoi, import_job_modules
-from envoi.worker import Worker
+from envoi.worker import LEAVE_S, Worker
 
 log = logging.getLogger("envoi")
 
@@ -55,10 +57,20 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once")] = None,
     queue: Annotated[list[str] | None, typer.Option(help="Queue to work (repeatable)")] = None,
     jobs: JobsOption = None,
+    health: Annotated[
+        bool,
+        typer.Option("--health", help="Exit 0 if a worker on this host is alive (its heartbeat), else 1"),
+    ] = False,
 ) -> None:
-    """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish)."""
+    """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish; a second
+    signal exits at once)."""
     configure_logging()
     settings = settings_or_exit()
+    if health:
+        code, lines = asyncio.run(worker_health(settings))
+        for line in lines:
+            typer.echo(line, err=code != 0)
+        raise typer.Exit(code)
     queues = queue or [NOTIFICATIONS_QUEUE]
     unknown = sorted(set(queues) - set(QUEUE_NAMES))
     if unknown:
@@ -85,7 +97,9 @@ def worker(
             await Worker(envoi, queues=queues, concurrency=concurrency).run_until_signalled()
         finally:
             await envoi.close()
+            await shutdown.leave(LEAVE_S)
 
+    # A Redis that does not answer at start is one line and exit 1 (`envoi.cli.support.run`).
     asyncio.run(main())
 
 

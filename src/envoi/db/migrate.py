@@ -14,7 +14,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, text
 
-from envoi.db.session import ensure_sqlite_dir, normalize_url, schema_options
+from envoi.db.session import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    connect_args,
+    ensure_sqlite_dir,
+    normalize_url,
+    schema_options,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Where env.py finds the schema `upgrade()`/`downgrade()` were given (the URL has its own option).
@@ -65,7 +72,12 @@ def head_revision() -> str:
 
 
 def current_revision(database_url: str, *, schema: str | None = None) -> str | None:
-    engine = create_engine(normalize_url(database_url, asynchronous=False))
+    url = normalize_url(database_url, asynchronous=False)
+    # /readyz asks this on every probe: a database that hangs must answer "not ready", not hang it.
+    timeouts = connect_args(
+        url, connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S, statement_timeout_s=DEFAULT_STATEMENT_TIMEOUT_S
+    )
+    engine = create_engine(url, connect_args=timeouts)
     try:
         with engine.connect() as connection:
             version_schema = schema if connection.dialect.name == "postgresql" else None

@@ -99,10 +99,15 @@ class Notification(Timestamps, Base):
 
 
 class DeliveryStatus(StrEnum):
+    """A ledger row's status; which moves are allowed is `envoi.deliveries.TRANSITIONS`."""
+
     PENDING = "PENDING"
     SENDING = "SENDING"
     SENT = "SENT"
     DELIVERED = "DELIVERED"
+    #: The provider accepted the message, then reported it lost (Twilio "undelivered"/"failed"): final.
+    UNDELIVERED = "UNDELIVERED"
+    #: Failed before the provider accepted it: sendable again.
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 

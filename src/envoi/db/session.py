@@ -8,10 +8,19 @@ tables of the same names, such as the original NestJS system's `failed_jobs`). T
 schema-free: every engine translates their schema (None) to the configured one (`schema_options`), so
 the same models serve SQLite, where the setting is ignored, and any schema. Unset, unqualified names
 follow the connection's search_path (`public` on a fresh database).
+
+Every engine has timeouts (`connect_args`), so that a database that hangs fails the caller instead of
+holding it: on PostgreSQL a connect timeout (libpq's `connect_timeout`, whole seconds, at least 2) and a
+statement timeout (`-c statement_timeout`, enforced by the server); on SQLite the busy timeout (how long
+a write waits for another's lock). A bounded session (`Database.session(bounded=True)`) adds a
+client-side bound on the whole unit of work, for a server that stopped answering on a connection
+already open, which neither of the others catches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +28,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from envoi.db.types import json_dumps, json_loads
 
@@ -47,20 +62,56 @@ def ensure_sqlite_dir(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the API read while the worker writes; busy_timeout waits on a lock instead of failing.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+#: The defaults of DATABASE_CONNECT_TIMEOUT_S and DATABASE_STATEMENT_TIMEOUT_S.
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+#: A bounded unit of work may take one connection and one statement, plus this.
+UNIT_SLACK_S = 1.0
+
+
+def connect_args(url: URL, *, connect_timeout_s: float, statement_timeout_s: float | None) -> dict[str, Any]:
+    """The driver's timeout arguments for `url` (`statement_timeout_s=None`: no statement timeout, for
+    migrations, which may rightly run long)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        # The stdlib driver's `timeout` is SQLite's busy timeout.
+        return {"timeout": statement_timeout_s or connect_timeout_s}
+    args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(connect_timeout_s))}
+    if statement_timeout_s is not None:
+        # Added to the URL's own `options` (a search_path, say), which connect_args would replace.
+        given = url.query.get("options")
+        own = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+        args["options"] = f"{given} {own}" if isinstance(given, str) and given else own
+    return args
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the API read while the worker writes; busy_timeout waits on a lock instead of failing.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        cursor.close()
+
+    return on_connect
 
 
 class Database:
     """One async engine and its session factory; `session()` is a unit of work that commits on exit."""
 
-    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        echo: bool = False,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    ) -> None:
         self.url = normalize_url(url, asynchronous=True)
         ensure_sqlite_dir(self.url)
+        #: What a bounded session may take in all.
+        self.unit_timeout_s = connect_timeout_s + statement_timeout_s + UNIT_SLACK_S
         # hide_parameters: a database error's message would otherwise carry the statement's values
         # (recipients, message bodies) into logs, bullmq's failedReason and the dead letters.
         # The JSON codec makes every stored value readable and every read value encodable (see
@@ -73,9 +124,13 @@ class Database:
             json_serializer=json_dumps,
             json_deserializer=json_loads,
             execution_options=schema_options(self.url, schema),
+            connect_args=connect_args(
+                self.url, connect_timeout_s=connect_timeout_s, statement_timeout_s=statement_timeout_s
+            ),
         )
         if self.url.get_backend_name() == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            pragmas = _sqlite_pragmas(round(statement_timeout_s * 1000))
+            event.listen(self.engine.sync_engine, "connect", pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -83,13 +138,34 @@ class Database:
         return self.url.get_backend_name()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, bounded: bool = False) -> AsyncIterator[AsyncSession]:
+        """`bounded=True`: the whole unit (connection, statements, commit) is cut after
+        `unit_timeout_s` with a `TimeoutError`; for short units on a job's path (the delivery ledger)."""
         async with self.sessionmaker() as session:
             try:
-                yield session
-                await session.commit()
+                async with asyncio.timeout(self.unit_timeout_s if bounded else None):
+                    yield session
+                    await session.commit()
+            except TimeoutError:
+                # The connection is in an unknown state (a statement may be running): drop it rather
+                # than ask a server that does not answer to roll back.
+                await session.invalidate()
+                raise
             except BaseException:
                 await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def connection(self, *, bounded: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for single statements on a hot path (no ORM session), committed on exit;
+        `bounded` as for `session()`."""
+        async with self.engine.connect() as connection:
+            try:
+                async with asyncio.timeout(self.unit_timeout_s if bounded else None):
+                    yield connection
+                    await connection.commit()
+            except TimeoutError:
+                await connection.invalidate()
                 raise
 
     async def dispose(self) -> None:

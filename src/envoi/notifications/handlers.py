@@ -235,7 +235,8 @@ class NotificationHandlers:
             }
             return _handed_back(skipped, metadata)
         try:
-            receipt = await send(key)
+            async with self.ledger.renewing(claim):
+                receipt = await send(key)
         except Exception as exc:
             code = exc.code if isinstance(exc, DeliveryError) else type(exc).__name__
             await self._record_failure(claim, code, str(exc))
@@ -300,7 +301,14 @@ class NotificationHandlers:
 
 def _key(context: JobContext, name: ChannelName, recipient: str, metadata: JobMetadata | None) -> str:
     return delivery_key(
-        metadata=metadata, channel=name, recipient=recipient, queue=context.queue, job_id=context.job_id
+        channel=name,
+        recipient=recipient,
+        queue=context.queue,
+        job_id=context.job_id,
+        created_at_ms=context.created_at_ms,
+        idempotency_key=metadata.idempotency_key if metadata else None,
+        flow=metadata.flow if metadata else None,
+        entity_id=metadata.entity_id if metadata else None,
     )
 
 

@@ -112,6 +112,20 @@ class JobMetadata(_Wire):
     def flow(self) -> str | None:
         return self.template_key or self.template
 
+    @property
+    def entity_id(self) -> str | None:
+        """The id of what the message is about, the most specific first: the notification, the
+        appointment, another `...Id` the producer names (`invitationId`, `leadId`), the user, the
+        organization. With `flow`, it names the message in the delivery ledger."""
+        for value in (self.notification_id, self.appointment_id):
+            if value:
+                return value
+        extras = self.model_extra or {}
+        for name in sorted(extras):
+            if name.endswith("Id") and isinstance(extras[name], str | int) and extras[name] != "":
+                return str(extras[name])
+        return self.user_id or self.organization_id or None
+
 
 class Attachment(_Wire):
     filename: NonEmpty

@@ -36,6 +36,9 @@ class JobContext:
     data: dict[str, Any]
     #: bullmq's id, or a generated one for a job run inline.
     job_id: str
+    #: When the job was created (bullmq's `timestamp`, ms), the same on every retry: with `job_id`, it
+    #: tells apart two jobs that got the same id from bullmq's counter before and after Redis lost its data.
+    created_at_ms: int
     #: 1 on the first try.
     attempt: int
     max_attempts: int

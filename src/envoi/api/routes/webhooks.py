@@ -7,9 +7,9 @@ import logging
 from fastapi import APIRouter, Request, Response, status
 
 from envoi.api.auth import forbidden
-from envoi.api.deps import EnvoiDep, SessionDep, SettingsDep
+from envoi.api.deps import EnvoiDep, LedgerDep, SettingsDep
 from envoi.api.schemas import Problem
-from envoi.api.twilio import apply_status, signature_valid
+from envoi.api.twilio import signature_valid
 
 log = logging.getLogger("envoi.api")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -24,7 +24,7 @@ STATUS_PATH = "/v1/webhooks/twilio/status"
     summary="Twilio message status callback (form-encoded)",
 )
 async def twilio_status(
-    request: Request, session: SessionDep, settings: SettingsDep, envoi: EnvoiDep
+    request: Request, ledger: LedgerDep, settings: SettingsDep, envoi: EnvoiDep
 ) -> Response:
     form = await request.form()
     params = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
@@ -42,11 +42,10 @@ async def twilio_status(
     fields = dict(params)
     sid, message_status = fields.get("MessageSid"), fields.get("MessageStatus")
     if sid and message_status:
-        changed = await apply_status(
-            session, message_sid=sid, message_status=message_status, error_code=fields.get("ErrorCode")
+        changed = await ledger.apply_provider_status(
+            provider_message_id=sid, status=message_status, error_code=fields.get("ErrorCode")
         )
         log.info("Twilio status %s for %s: %d ledger row(s) updated", message_status, sid, changed)
         if changed:
-            await session.commit()  # the event is read and published in other sessions (one SQLite writer)
             await envoi.events.emit_delivery_status(sid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, pool
 from envoi.config import load_settings
 from envoi.db.migrate import SCHEMA_OPTION, in_schema
 from envoi.db.models import Base
-from envoi.db.session import normalize_url
+from envoi.db.session import DEFAULT_CONNECT_TIMEOUT_S, connect_args, normalize_url
 
 config = context.config
 
@@ -51,7 +51,13 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url, schema = _target()
-    engine = create_engine(url, poolclass=pool.NullPool)
+    # A connect timeout, but no statement timeout: building an index on a large table may rightly be slow.
+    timeouts = connect_args(
+        normalize_url(url, asynchronous=False),
+        connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S,
+        statement_timeout_s=None,
+    )
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=timeouts)
     with engine.connect() as raw:
         connection = in_schema(raw, schema, create=True)
         postgresql = connection.dialect.name == "postgresql"
