@@ -75,7 +75,11 @@ class Envoi:
         self.channels: Channels | None = None
         self._webhook_http: httpx.AsyncClient | None = None
         if registry is None:
-            self.channels = channels(self.db) if channels else Channels.from_settings(settings, self.db)
+            self.channels = (
+                channels(self.db)
+                if channels
+                else Channels.from_settings(settings, self.db, limiter=self.queue.rate_limits)
+            )
             NotificationHandlers(self.channels, self.ledger, events=self.events).register(self.registry)
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)

@@ -9,6 +9,8 @@ separate per deployment (two deployments on one Redis use two bullmq prefixes):
     envoi:{prefix}:alerts:gate                    SET NX EX: at most one alert per interval
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
     envoi:{prefix}:dlq:{queue}:reconciled         the reconciler's watermark
+    envoi:{prefix}:ratelimit:bucket:{name}        a send-rate bucket's next slot (GCRA, microseconds)
+    envoi:{prefix}:ratelimit:stats                hash: throttled/refused/paused counts per provider
 """
 
 from __future__ import annotations
@@ -37,3 +39,9 @@ class EnvoiKeys:
 
     def dlq_watermark(self, queue: str) -> str:
         return f"{self.root}:dlq:{queue}:reconciled"
+
+    def rate_bucket(self, name: str) -> str:
+        return f"{self.root}:ratelimit:bucket:{name}"
+
+    def rate_stats(self) -> str:
+        return f"{self.root}:ratelimit:stats"

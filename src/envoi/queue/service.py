@@ -29,6 +29,7 @@ from envoi.queue.jobs import FailureRecorder, HandlerRegistry, JobPayload
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
+from envoi.queue.rate_limits import RateLimiter
 from envoi.queue.redis_backend import RedisBackend
 from envoi.queue.server import ServerCheck
 from envoi.validation import check_sizes
@@ -73,6 +74,8 @@ class QueueService:
         self.idempotency = IdempotencyKeys(self.on_redis)
         self.marks = Marks(self.on_redis)
         self.failed_set = FailedSet(self.on_redis)
+        #: Send-rate buckets shared by every worker (RATE_LIMITS).
+        self.rate_limits = RateLimiter(self.on_redis)
         #: What envoi needs from the server (noeviction, persistence), logged at start by the doors.
         self.server = ServerCheck(self.on_redis)
         if settings.queue_enabled:
