@@ -25,7 +25,14 @@ from envoi.channels.email_resend import ResendEmailChannel
 from envoi.channels.email_sendgrid import SendGridEmailChannel
 from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.channels.inapp import InAppChannel
-from envoi.channels.policy import FailoverChannel, ProviderState, ThrottledChannel, buckets_for
+from envoi.channels.policy import (
+    FailoverChannel,
+    ProviderReport,
+    ProviderState,
+    ThrottledChannel,
+    buckets_for,
+    provider_report,
+)
 from envoi.channels.twilio import TwilioMessages, TwilioSmsChannel, TwilioWhatsAppChannel
 from envoi.config import EmailProvider, Settings
 from envoi.db.session import Database
@@ -39,8 +46,10 @@ __all__ = [
     "OutgoingAttachment",
     "OutgoingEmail",
     "OutgoingText",
+    "ProviderReport",
     "ProviderState",
     "SendReceipt",
+    "provider_report",
 ]
 
 

@@ -191,3 +191,46 @@ class FailoverChannel(Generic[M]):
     async def aclose(self) -> None:
         for channel in self.channels:
             await channel.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReport:
+    channel: str
+    provider: str
+    #: This process's view of the circuit (`closed`, `open`, `half_open`): circuits are per process.
+    circuit: str
+    failures_in_a_row: int
+    #: RATE_LIMITS for the provider, sends per second (None: unlimited).
+    rate_limit: float | None
+    #: Shared counts (Redis): sends that waited for their slot, slots refused, Retry-After pauses;
+    #: None when Redis cannot be asked.
+    throttled: int | None
+    refused: int | None
+    paused: int | None
+
+
+async def provider_report(
+    states: Sequence[ProviderState], limiter: RateLimiter, limits: dict[str, float]
+) -> list[ProviderReport]:
+    """What `envoi providers` and `GET /v1/admin/queues` show about each provider."""
+    try:
+        stats: dict[str, int] | None = await limiter.stats()
+    except QueueUnavailableError:
+        stats = None
+
+    def count(kind: str, provider: str) -> int | None:
+        return None if stats is None else stats.get(f"{kind}:{provider}", 0)
+
+    return [
+        ProviderReport(
+            channel=s.channel,
+            provider=s.provider,
+            circuit=s.circuit,
+            failures_in_a_row=s.failures_in_a_row,
+            rate_limit=limits.get(s.provider),
+            throttled=count("throttled", s.provider),
+            refused=count("refused", s.provider),
+            paused=count("paused", s.provider),
+        )
+        for s in states
+    ]

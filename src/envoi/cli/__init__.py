@@ -5,6 +5,7 @@
 - `dlq`: `envoi dlq list|show|retry|delete|stats`, with `output` for its tables, JSON and progress bars;
 - `webhooks`: `envoi webhooks list|create|update|delete|rotate-secret|test|attempts`;
 - `imports`: `envoi import-failed-jobs` (the original NestJS system's dead letters);
+- `providers`: `envoi providers` (circuits, rate limits, throttled waits);
 - `common`: logging set-up, `settings_or_exit` and the exit codes: 0 ok, 1 failure, 2 usage/config.
 """
 
@@ -14,7 +15,7 @@ import sys
 
 import typer
 
-from envoi.cli import dev, dlq, imports, serve, webhooks
+from envoi.cli import dev, dlq, imports, providers, serve, webhooks
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
 from envoi.errors import ConfigError
 
@@ -28,6 +29,7 @@ app.command()(serve.worker)
 app.command()(serve.api)
 app.command()(dev.dev)
 app.command("import-failed-jobs")(imports.import_failed_jobs)
+app.command()(providers.providers)
 
 
 def main() -> None:
