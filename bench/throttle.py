@@ -21,6 +21,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
 from common import add_redis_argument, bench_environment
 from envoi.channels import OutgoingText
 from envoi.config import Settings
@@ -155,18 +157,23 @@ def main() -> None:
     with bench_environment(args.redis_url) as (url, sqlite):
         db = args.database_url or sqlite
         upgrade(db, schema=schema)
-        delivered, worst, count = asyncio.run(
-            run(
-                url,
-                db,
-                schema,
-                n=args.n,
-                rate=args.rate,
-                workers=args.workers,
-                concurrency=args.concurrency,
-                channel_only=args.channel_only,
+        try:
+            delivered, worst, count = asyncio.run(
+                run(
+                    url,
+                    db,
+                    schema,
+                    n=args.n,
+                    rate=args.rate,
+                    workers=args.workers,
+                    concurrency=args.concurrency,
+                    channel_only=args.channel_only,
+                )
             )
-        )
+        finally:
+            if schema is not None:
+                with create_engine(db).begin() as connection:
+                    connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     mode = "channel only" if args.channel_only else "jobs through bullmq and the ledger"
     print(
         f"{mode}: {count}/{args.n} SMS, limit {args.rate:g}/s, {args.workers} workers x {args.concurrency}, Redis {url}"
