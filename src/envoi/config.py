@@ -136,6 +136,39 @@ def _host_list(value: Any) -> Any:
 #: A comma-separated list read from the environment (`NoDecode`: not parsed as JSON).
 CommaList = Annotated[list[str], NoDecode]
 
+#: Providers a RATE_LIMITS bucket may name (the part before an optional `:sender`).
+RATE_LIMIT_PROVIDERS = ("twilio", "resend", "sendgrid", "smtp", "console")
+#: SMS providers envoi has a channel for (SMS_PROVIDERS).
+SMS_PROVIDER_NAMES = ("twilio",)
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
+_RATE_UNIT_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate_limits(value: Any) -> Any:
+    """`twilio=1/s,twilio:+33612345678=1/s,resend=10/s` -> {bucket: sends per second}. A bucket is a
+    provider, or `provider:sender` (a Twilio number, an email From address). Raises one clear line."""
+    if not isinstance(value, str):
+        return value
+    limits: dict[str, float] = {}
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        bucket, eq, rate = entry.partition("=")
+        bucket = bucket.strip()
+        provider = bucket.split(":", 1)[0].lower()
+        match = _RATE.match(rate)
+        if not eq or not match:
+            raise ValueError(f"{entry!r} is not BUCKET=N/s (or N/m, N/h), e.g. twilio=1/s")
+        if provider not in RATE_LIMIT_PROVIDERS:
+            raise ValueError(f"{provider!r} is not a provider ({', '.join(RATE_LIMIT_PROVIDERS)})")
+        if bucket in limits:
+            raise ValueError(f"{bucket!r} is given twice")
+        per_s = float(match.group(1)) / _RATE_UNIT_S[match.group(2)]
+        if per_s <= 0:
+            raise ValueError(f"{entry!r}: the rate must be above zero")
+        limits[provider + bucket[len(provider) :]] = per_s
+    return limits
+
 
 class TextProvider(StrEnum):
     """Where SMS and WhatsApp messages go."""
@@ -288,6 +321,17 @@ class Settings(BaseSettings):
     #: Unset: Resend when RESEND_API_KEY is set, else SendGrid when SENDGRID_API_KEY is, else SMTP (the
     #: original system's choice by key); always a provider once validated.
     email_provider: EmailProvider | None = None
+    #: Ordered failover list (`resend,smtp`); empty means EMAIL_PROVIDER alone.
+    email_providers: Annotated[list[EmailProvider], NoDecode] = Field(default_factory=list)
+    #: Ordered SMS providers (only `twilio` has a channel today).
+    sms_providers: CommaList = Field(default_factory=lambda: ["twilio"])
+    #: Sends per second per provider or `provider:sender`, shared by every worker (Redis).
+    rate_limits: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    #: The longest a send waits for its rate-limit slot inside a job before failing transiently.
+    rate_limit_max_wait_s: float = Field(20, gt=0)
+    #: A provider's circuit opens after this many transient failures in a row (failover skips it).
+    provider_breaker_threshold: int = Field(5, ge=1)
+    provider_breaker_cooldown_s: float = Field(30, gt=0)
     email_from: str = "envoi <no-reply@localhost>"
     email_reply_to: str | None = None
     #: Refuse recipients on names that cannot be delivered on the internet (`.test`, `.local`, `localhost`).
@@ -381,6 +425,27 @@ class Settings(BaseSettings):
     def _provider_case(cls, value: Any) -> Any:
         # The original system writes RESEND and SENDGRID.
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("email_providers", mode="before")
+    @classmethod
+    def _provider_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sms_providers")
+    @classmethod
+    def _sms_providers_known(cls, value: list[str]) -> list[str]:
+        names = [part.strip().lower() for part in value if part.strip()]
+        for name in names:
+            if name not in SMS_PROVIDER_NAMES:
+                raise ValueError(f"{name!r} is not an SMS provider ({', '.join(SMS_PROVIDER_NAMES)})")
+        return names or list(SMS_PROVIDER_NAMES)
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _rate_limits(cls, value: Any) -> Any:
+        return parse_rate_limits(value)
 
     @field_validator("default_phone_region")
     @classmethod
@@ -518,6 +583,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _email_provider_keyed(self) -> Settings:
+        if self.email_providers:
+            if len(set(self.email_providers)) != len(self.email_providers):
+                raise ValueError("EMAIL_PROVIDERS names a provider twice")
+            self.email_provider = self.email_providers[0]
         if self.email_provider is None:
             self.email_provider = (
                 EmailProvider.RESEND
@@ -526,12 +595,15 @@ class Settings(BaseSettings):
                 if self.sendgrid_api_key
                 else EmailProvider.SMTP
             )
-        key = {
-            EmailProvider.RESEND: ("RESEND_API_KEY", self.resend_api_key),
-            EmailProvider.SENDGRID: ("SENDGRID_API_KEY", self.sendgrid_api_key),
-        }.get(self.email_provider)
-        if key is not None and not key[1]:
-            raise ValueError(f"EMAIL_PROVIDER={self.email_provider} but {key[0]} is not set")
+        if not self.email_providers:
+            self.email_providers = [self.email_provider]
+        for provider in self.email_providers:
+            key = {
+                EmailProvider.RESEND: ("RESEND_API_KEY", self.resend_api_key),
+                EmailProvider.SENDGRID: ("SENDGRID_API_KEY", self.sendgrid_api_key),
+            }.get(provider)
+            if key is not None and not key[1]:
+                raise ValueError(f"EMAIL_PROVIDER={provider} but {key[0]} is not set")
         return self
 
     @model_validator(mode="after")

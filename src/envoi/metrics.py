@@ -21,3 +21,7 @@ ENQUEUE_LATENCY = Histogram(
     ["queue", "mode"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+#: Per provider: `sent`, `failed` (each failed request), `throttled` (waited for its rate-limit slot),
+#: `refused` (slot beyond RATE_LIMIT_MAX_WAIT_S), `paused` (a Retry-After honoured by every worker),
+#: `failed_over` (the next provider was tried).
+PROVIDER_SENDS = Counter("envoi_provider_sends", "Provider send outcomes", ["provider", "outcome"])

@@ -119,7 +119,11 @@ class Envoi:
         self.channels: Channels | None = None
         self._webhook_http: httpx.AsyncClient | None = None
         if registry is None:
-            self.channels = channels(self.db) if channels else Channels.from_settings(settings, self.db)
+            self.channels = (
+                channels(self.db)
+                if channels
+                else Channels.from_settings(settings, self.db, limiter=self.queue.rate_limits)
+            )
             NotificationHandlers(self.channels, self.ledger, self.schedule, events=self.events).register(
                 self.registry
             )

@@ -175,10 +175,25 @@ class QueueState(Camel):
     paused: bool | None = None
 
 
+class ProviderStatus(Camel):
+    channel: str
+    provider: str
+    #: The API process's view: circuits are per process (each worker keeps its own).
+    circuit: str
+    failures_in_a_row: int
+    rate_limit: float | None
+    #: Shared through Redis (null when it cannot be asked): sends that waited for their rate-limit slot,
+    #: slots refused beyond RATE_LIMIT_MAX_WAIT_S, Retry-After pauses.
+    throttled: int | None
+    refused: int | None
+    paused: int | None
+
+
 class QueuesOverview(Camel):
     queue_enabled: bool
     fallback_active: bool
     queues: list[QueueState]
+    providers: list[ProviderStatus] = []
 
 
 class FailedJobItem(Camel):

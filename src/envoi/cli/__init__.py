@@ -8,6 +8,7 @@
 - `templates`: `envoi templates list|preview FLOW` (the messages and TEMPLATES_DIR's overrides);
 - `jobs`: `envoi jobs list|show|promote|cancel` and `envoi queues pause|resume`; `resolve`: `envoi dlq resolve`;
 - `support`: finding `envoi dev`'s instance (`var/dev.env`), one-line errors for Redis and the database;
+- `providers`: `envoi providers` (circuits, rate limits, throttled waits);
 - `common`: logging set-up, `settings_or_exit` and the exit codes: 0 ok, 1 failure, 2 usage/config.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from envoi.cli import dev, dlq, imports, jobs, resolve, serve, templates, webhooks
+from envoi.cli import dev, dlq, imports, jobs, providers, resolve, serve, templates, webhooks
 from envoi.cli.common import configure_logging, settings_or_exit
 from envoi.cli.support import find_instance, run
 
@@ -34,6 +35,7 @@ app.command()(serve.worker)
 app.command()(serve.api)
 app.command()(dev.dev)
 app.command("import-failed-jobs")(imports.import_failed_jobs)
+app.command()(providers.providers)
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ separate per deployment (two deployments on one Redis use two bullmq prefixes):
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
     envoi:{prefix}:dlq:{queue}:reconciled         the reconciler's watermark
     envoi:{prefix}:recipients:{sha256}            one recipient's delayed and failed jobs (admin search)
+    envoi:{prefix}:ratelimit:bucket:{name}        a send-rate bucket's next slot (GCRA, microseconds)
+    envoi:{prefix}:ratelimit:stats                hash: throttled/refused/paused counts per provider
 
 bullmq's own per-queue keys that envoi reads are named by bullmq (`Queue.toKey`), never here.
 """
@@ -38,3 +40,9 @@ class EnvoiKeys:
     def recipients(self, digest: str) -> str:
         # `digest` is already a SHA-256 (`envoi.queue.recipients.recipient_digest`): no address in clear.
         return f"{self.root}:recipients:{digest}"
+
+    def rate_bucket(self, name: str) -> str:
+        return f"{self.root}:ratelimit:bucket:{name}"
+
+    def rate_stats(self) -> str:
+        return f"{self.root}:ratelimit:stats"

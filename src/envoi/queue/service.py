@@ -32,6 +32,7 @@ from envoi.queue.jobs import FailureRecorder, FinalFailure, HandlerRegistry, Job
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
+from envoi.queue.rate_limits import RateLimiter
 from envoi.queue.recipients import RecipientIndex
 from envoi.queue.redis_backend import RedisBackend
 from envoi.queue.server import ServerCheck
@@ -76,6 +77,8 @@ class QueueService:
         #: envoi's own keys (`envoi.queue.keys`), each behind named operations.
         self.marks = Marks(self.on_redis)
         self.failed_set = FailedSet(self.on_redis)
+        #: Send-rate buckets shared by every worker (RATE_LIMITS).
+        self.rate_limits = RateLimiter(self.on_redis)
         #: What envoi needs from the server (noeviction, persistence), logged at start by the doors.
         self.server = ServerCheck(self.on_redis)
         self.recipients = RecipientIndex(self.on_redis, retention_days=settings.recipient_index_days)

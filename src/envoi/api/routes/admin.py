@@ -16,11 +16,13 @@ from envoi.api.schemas import (
     FailureHistogram,
     HourBucket,
     Problem,
+    ProviderStatus,
     QueuesOverview,
     QueueState,
     RetryAccepted,
     RetryFailedAgain,
 )
+from envoi.channels import provider_report
 from envoi.db.models import FailedJob, FailedJobStatus
 from envoi.dead_letters.service import (
     MAX_LIMIT,
@@ -81,15 +83,19 @@ async def _paused(envoi: Envoi, queue: str) -> bool | None:
 
 @router.get("/queues", response_model=QueuesOverview)
 async def queues(envoi: EnvoiDep) -> QueuesOverview:
-    """Jobs per state in each queue (null when Redis cannot be asked), and whether jobs run inline."""
+    """Jobs per state in each queue (null when Redis cannot be asked), whether jobs run inline, and each
+    provider's circuit and rate-limit waits."""
     states = [
         QueueState(name=name, counts=await envoi.queue.counts(name), paused=await _paused(envoi, name))
         for name in QUEUE_NAMES
     ]
+    circuits = envoi.channels.provider_states() if envoi.channels is not None else []
+    reports = await provider_report(circuits, envoi.queue.rate_limits, envoi.settings.rate_limits)
     return QueuesOverview(
         queue_enabled=envoi.settings.queue_enabled,
         fallback_active=envoi.queue.fallback_active,
         queues=states,
+        providers=[ProviderStatus.model_validate(report, from_attributes=True) for report in reports],
     )
 
 
