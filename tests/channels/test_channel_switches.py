@@ -14,7 +14,7 @@ from envoi.config import Settings
 from envoi.masking import mask_phone
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
-from tests.channels.support import PHONE_TO, context, delivery, text_data
+from tests.channels.support import PHONE_TO, context, job_delivery, text_data
 from tests.fixtures.delivery import SMS_FROM, WHATSAPP_FROM
 from tests.fixtures.twilio import TwilioServer
 from tests.helpers import eventually
@@ -81,7 +81,7 @@ async def test_a_job_for_a_channel_that_is_off_is_visible(
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, job, text_data())
 
     async def cancelled() -> Any:
-        row = await delivery(envoi, f"job:notifications:{result.job_id}")
+        row = await job_delivery(envoi, result.job_id)
         return row if row is not None and row.status == "CANCELLED" else None
 
     row = await eventually(cancelled, message="ledger row CANCELLED")

@@ -23,7 +23,7 @@ from envoi.notifications import ics
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
 from tests.channels.email_api_support import EmailApi, email_api
-from tests.channels.support import EMAIL_TO, Recorder, context, delivery, email_data
+from tests.channels.support import DIRECT_KEY, EMAIL_TO, Recorder, context, delivery, email_data, job_delivery
 from tests.helpers import eventually, job_state
 from tests.notifications.factories import make_appointment
 
@@ -45,6 +45,11 @@ async def started(make_envoi: Any, start_worker: Any, settings: Settings) -> tup
 
 async def _row(envoi: Envoi, key: str, status: str) -> Any:
     row = await delivery(envoi, key)
+    return row if row is not None and row.status == status else None
+
+
+async def _job_row(envoi: Envoi, job_id: str, status: str) -> Any:
+    row = await job_delivery(envoi, job_id)
     return row if row is not None and row.status == status else None
 
 
@@ -87,7 +92,7 @@ async def test_5xx_is_retried(
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, email_data())
     await eventually(lambda: api.server.messages, message="sent on the third attempt")
     assert api.server.statuses()[:2] == [503, 503]
-    row = await eventually(lambda: _row(envoi, f"job:notifications:{result.job_id}", "SENT"), message="SENT")
+    row = await eventually(lambda: _job_row(envoi, result.job_id, "SENT"), message="SENT")
     assert row.attempts == 3
 
 
@@ -106,7 +111,7 @@ async def test_401_and_400_are_dead_lettered_after_one_attempt(
     assert failure.attempts_made == 1
     assert api.server.statuses() == [401 if "401" in refusal else 400]
     assert await job_state(envoi, NOTIFICATIONS_QUEUE, result.job_id) == "failed"
-    row = await delivery(envoi, f"job:notifications:{result.job_id}")
+    row = await job_delivery(envoi, result.job_id)
     assert row is not None and row.status == "FAILED"
     assert "not-the-key" not in failure.error_message + (row.error_message or "")
 
@@ -199,5 +204,5 @@ async def test_slow_provider_times_out_as_transient(
     with pytest.raises(TransientDeliveryError) as raised:
         await envoi.registry.run(context(JobName.SEND_EMAIL, email_data()))
     assert raised.value.code == "TIMEOUT"
-    row = await delivery(envoi, "job:notifications:1")
+    row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.status, row.error_code) == ("FAILED", "TIMEOUT")

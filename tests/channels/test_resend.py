@@ -14,7 +14,7 @@ from envoi.errors import PermanentDeliveryError, TransientDeliveryError
 from envoi.queue.names import JobName
 from envoi.runtime import Envoi
 from tests.channels.email_api_support import email_api
-from tests.channels.support import EMAIL_TO, context, delivery, email_data
+from tests.channels.support import DIRECT_KEY, EMAIL_TO, context, delivery, email_data
 from tests.fixtures.resend import ResendServer
 
 
@@ -56,8 +56,8 @@ async def test_retry_after_a_lost_answer_sends_once(
     result = await envoi.registry.run(context(JobName.SEND_EMAIL, email_data(), attempt=2))
     [sent] = resend_server.messages
     assert result["providerMessageId"] == sent["id"]
-    assert [r.headers["idempotency-key"] for r in resend_server.requests] == ["job:notifications:1"] * 2
-    row = await delivery(envoi, "job:notifications:1")
+    assert [r.headers["idempotency-key"] for r in resend_server.requests] == [DIRECT_KEY] * 2
+    row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.status, row.provider_message_id) == ("SENT", sent["id"])
 
 

@@ -166,22 +166,15 @@ async def test_every_job_the_original_adds_is_delivered_by_an_envoi_worker(
     assert by_flow[("appointmentConfirmation", "SEND_EMAIL")]["status"] == "sent"
 
 
-UNTIL_NORMALISATION = pytest.mark.xfail(
-    strict=True, reason="until branch providers (phone normalisation) is merged"
-)
-
-
 @pytest.mark.parametrize(
     ("flow", "phone"),
     [
         pytest.param("sms", PHONE, id="sms-e164"),
         pytest.param("whatsapp", PHONE, id="whatsapp-e164"),
         # The original sends numbers as stored, adding the `+` itself at Twilio's door.
-        pytest.param("sms", "33698765432", id="sms-without-plus", marks=UNTIL_NORMALISATION),
-        pytest.param("whatsapp", "33698765432", id="whatsapp-without-plus", marks=UNTIL_NORMALISATION),
-        pytest.param(
-            "confirmation", "33698765432", id="confirmation-without-plus", marks=UNTIL_NORMALISATION
-        ),
+        pytest.param("sms", "33698765432", id="sms-without-plus"),
+        pytest.param("whatsapp", "33698765432", id="whatsapp-without-plus"),
+        pytest.param("confirmation", "33698765432", id="confirmation-without-plus"),
     ],
 )
 async def test_phone_numbers_as_the_original_sends_them_are_delivered(

@@ -17,7 +17,7 @@ import pytest
 from envoi.config import Settings
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
-from tests.channels.support import Recorder, delivery, email_data, text_data
+from tests.channels.support import Recorder, email_data, job_delivery, text_data
 from tests.fixtures.resend import ResendServer
 from tests.fixtures.smtp import SmtpSink
 from tests.fixtures.twilio import TwilioServer
@@ -205,7 +205,7 @@ async def test_a_closed_smtp_server_fails_over_to_resend_within_the_first_attemp
         f"client{i}@example.com" for i in range(3)
     ]
     assert await attempts_made(envoi, [r.job_id for r in results]) == [1, 1, 1]
-    row = await delivery(envoi, f"job:notifications:{results[0].job_id}")
+    row = await job_delivery(envoi, results[0].job_id)
     assert row is not None and (row.status, row.provider) == ("SENT", "resend")
     assert recorder.failures == []
 
