@@ -19,6 +19,7 @@ from envoi.config import Settings, TextProvider
 from envoi.db.migrate import upgrade
 from envoi.devenv import absolute_sqlite_url, write_dev_env
 from envoi.embedded_redis import EmbeddedRedis
+from envoi.queue.names import QUEUE_NAMES
 
 
 def dev(
@@ -56,7 +57,9 @@ def dev(
 
     processes = [subprocess.Popen([sys.executable, "-m", "envoi", "api"], env=env)]
     if settings.queue_enabled:
-        processes.append(subprocess.Popen([sys.executable, "-m", "envoi", "worker"], env=env))
+        # Both queues: notifications, and the outbound webhooks (envoi webhooks create ...).
+        queues = [arg for name in QUEUE_NAMES for arg in ("--queue", name)]
+        processes.append(subprocess.Popen([sys.executable, "-m", "envoi", "worker", *queues], env=env))
     url = f"http://{settings.envoi_host}:{settings.envoi_port}"
     try:
         if _wait_healthy(url, processes):
