@@ -46,7 +46,5 @@ async def api_client(envoi: Envoi) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (routes, middlewares, error answers) over `envoi`, called in-process."""
     transport = httpx.ASGITransport(app=create_app(envoi), raise_app_exceptions=False)
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers=headers
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers) as client:
         yield client

@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from envoi.dead_letters.reconciler import Reconciler
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
 from tests.chaos.conftest import Stage
 from tests.chaos.support import dead_letter_count, dead_letter_job_ids, report
+from tests.dead_letters.support import reconciler
 from tests.fixtures.proxy import TcpProxy
-from tests.helpers import eventually
+from tests.helpers import bull_queue, eventually
 
 POSTGRES = os.environ.get("TEST_DATABASE_URL")
 JOBS = 5
@@ -58,7 +58,7 @@ async def test_each_dead_letter_is_recorded_once_when_the_database_was_out_at_th
         await eventually(lambda: _count_is(envoi, JOBS + 1), timeout=60, message="the dead letters recorded")
         # Another full pass finds nothing missing, and nothing was doubled.
         # (Counted in the table: the pass's own count reads psycopg's row count, -1 for this insert.)
-        await Reconciler(envoi, [NOTIFICATIONS_QUEUE]).reconcile_once(full=True)
+        await reconciler(envoi).reconcile_once(full=True)
         assert await dead_letter_count(envoi) == JOBS + 1
         recorded = await dead_letter_job_ids(envoi)
     report(f"database {outage} at the last failure", jobs=JOBS + 1, dead_letters=len(recorded))
@@ -67,9 +67,13 @@ async def test_each_dead_letter_is_recorded_once_when_the_database_was_out_at_th
 
 
 async def _fail_for_good(envoi: Envoi, tag: str) -> str:
-    """A job with invalid data: a permanent failure at its first attempt, its last."""
+    """A job with invalid data, added as a foreign producer would (envoi's own `enqueue` refuses it at the
+    call): a permanent failure at its first attempt, its last."""
     data = {"to": f"not-an-address-{tag}", "subject": "x", "html": "x"}
-    return (await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, data)).job_id
+    job = await bull_queue(envoi.queue, NOTIFICATIONS_QUEUE).add(
+        JobName.SEND_EMAIL.value, data, {"attempts": 5}
+    )
+    return str(job.id)
 
 
 async def _count_is(envoi: Envoi, expected: int) -> bool:

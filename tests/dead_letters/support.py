@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from envoi.db.models import FailedJob
 from envoi.dead_letters.reconciler import Reconciler
+from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.errors import InvalidJobDataError, PermanentDeliveryError
 from envoi.queue.jobs import HandlerRegistry, JobContext
 from envoi.runtime import Envoi
@@ -103,6 +104,7 @@ def reconciler(envoi: Envoi, queues: tuple[str, ...] = ("notifications",)) -> Re
     return Reconciler(
         db=envoi.db,
         failed_set=envoi.queue.failed_set,
+        recorder=SqlFailureRecorder(envoi.db, events=envoi.events),
         queues=queues,
         interval_s=envoi.settings.dlq_reconcile_interval_s,
     )
