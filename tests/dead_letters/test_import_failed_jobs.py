@@ -22,6 +22,7 @@ from envoi.db.migrate import upgrade
 from envoi.db.models import FailedJob
 from envoi.dead_letters.imports import import_id
 from envoi.dead_letters.reconciler import Reconciler
+from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.embedded_redis import free_port
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.queue.jobs import HandlerRegistry
@@ -160,7 +161,11 @@ async def test_import_and_reconciler_record_one_row_per_failure(
     finally:
         await worker.close()
     reconciler = Reconciler(
-        db=envoi.db, failed_set=envoi.queue.failed_set, queues=[NOTIFICATIONS_QUEUE], interval_s=1
+        db=envoi.db,
+        failed_set=envoi.queue.failed_set,
+        recorder=SqlFailureRecorder(envoi.db),
+        queues=[NOTIFICATIONS_QUEUE],
+        interval_s=1,
     )
     # 1002 is recorded by the reconciler first; 1001 by the import first; 1003 is only in the table.
     await envoi.queue.failed_set.move_watermark(NOTIFICATIONS_QUEUE, 2**62)  # reconcile nothing yet

@@ -39,7 +39,19 @@ pytestmark = pytest.mark.skipif(
     reason="TEST_DATABASE_URL not set: the original system's database is PostgreSQL",
 )
 
-ENVOI_TABLES = {"failed_jobs", "notifications", "message_deliveries", "alembic_version"}
+ENVOI_TABLES = {
+    "failed_jobs",
+    "notifications",
+    "message_deliveries",
+    "admin_sessions",
+    "admin_login_attempts",
+    "webhook_endpoints",
+    "webhook_events",
+    "webhook_attempts",
+    "idempotency_keys",
+    "scheduled_messages",
+    "alembic_version",
+}
 runner = CliRunner()
 
 

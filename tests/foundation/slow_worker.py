@@ -26,7 +26,7 @@ async def slow(_data: object, context: JobContext) -> str:
 
 
 @registry.handler("BLOCK")
-async def block(context: JobContext) -> str:
+async def block(_data: object, context: JobContext) -> str:
     Path(context.data["started"]).write_text("started")
     time.sleep(float(context.data["seconds"]))  # blocks the event loop on purpose
     return "ok"

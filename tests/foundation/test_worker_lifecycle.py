@@ -92,7 +92,7 @@ async def test_a_worker_started_with_redis_down_fails_within_the_connect_timeout
     proc = spawn("envoi", "worker", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     code, elapsed, output = await _exit(proc, timeout=30)
     assert code == 1, output
-    assert "did not answer within 1s" in output
+    assert "is unreachable" in output
     assert elapsed < 10
 
 
