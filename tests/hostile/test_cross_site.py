@@ -9,9 +9,7 @@ in ENVOI_ALLOWED_HOSTS gets 400 (probes excepted).
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from envoi.config import load_settings
 from envoi.embedded_redis import free_port
 from tests.api.conftest import Api, add_failed_job
 from tests.api.test_admin_page import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.http_server import QuietHandler, serving
 from tests.helpers import eventually
 from tests.hostile.support import queued
 
@@ -157,7 +156,7 @@ def test_default_allowed_hosts_name_the_machine_and_api_url_never_0_0_0_0() -> N
 # --- in a real browser ------------------------------------------------------------------------------
 
 
-class _EvilPage(BaseHTTPRequestHandler):
+class _EvilPage(QuietHandler):
     target = ""
 
     def do_GET(self) -> None:
@@ -165,30 +164,19 @@ class _EvilPage(BaseHTTPRequestHandler):
             f'<form id="f" method="post" action="{self.target}{DELETE_ALL}">'
             '<input name="x" value="1"></form><script>document.getElementById("f").submit()</script>'
         ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "text/html")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(200, body, content_type="text/html")
 
 
 @pytest.fixture
 def evil_site() -> Iterator[Callable[[str], str]]:
     """Another origin (another port) serving a page that posts a form to the target when opened."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _EvilPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with serving(_EvilPage, "evil-site") as base_url:
 
-    def site(target: str) -> str:
-        _EvilPage.target = target
-        return f"http://127.0.0.1:{server.server_address[1]}/"
+        def site(target: str) -> str:
+            _EvilPage.target = target
+            return f"{base_url}/"
 
-    yield site
-    server.shutdown()
-    thread.join(timeout=10)
+        yield site
 
 
 @pytest.fixture
