@@ -190,17 +190,35 @@ class NotificationHandlers:
         release: Release,
     ) -> Result:
         """A scheduled message that must not leave: the ledger row reads CANCELLED, with the reason."""
-        status = await self.ledger.cancel(
-            key=_key(context, name, recipient, metadata),
+        key = _key(context, name, recipient, metadata)
+        reason = f"not sent: its schedule is {release.value.lower()}"
+        status = await self._cancel(
+            key, name, provider, recipient, metadata, reason, f"SCHEDULE_{release.value}"
+        )
+        log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
+        return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
+
+    async def _cancel(
+        self,
+        key: str,
+        name: ChannelName,
+        provider: str,
+        recipient: str,
+        metadata: JobMetadata | None,
+        reason: str,
+        code: str,
+    ) -> DeliveryStatus:
+        """The ledger row of a message that will not leave: CANCELLED with `code` and `reason` (or the
+        final status an earlier run left)."""
+        return await self.ledger.cancel(
+            key=key,
             channel=name,
             provider=provider,
             recipient=recipient,
             template_key=metadata.flow if metadata else None,
-            reason=f"not sent: its schedule is {release.value.lower()}",
-            code=f"SCHEDULE_{release.value}",
+            reason=reason,
+            code=code,
         )
-        log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
-        return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
 
     async def _deliver(
         self,
@@ -282,14 +300,7 @@ class NotificationHandlers:
     ) -> Result:
         key = _key(context, name, recipient, metadata)
         reason = self.channels.off_reasons.get(name, f"{switch}=false")
-        status = await self.ledger.cancel(
-            key=key,
-            channel=name,
-            provider="twilio",
-            recipient=recipient,
-            template_key=metadata.flow if metadata else None,
-            reason=reason,
-        )
+        status = await self._cancel(key, name, "twilio", recipient, metadata, reason, "CHANNEL_DISABLED")
         # A producer that expected this message to leave should see why it did not.
         CHANNEL_DISABLED.labels(channel=name).inc()
         log.warning("%s to %s not sent: the channel is off (%s)", name, mask_recipient(recipient), reason)
