@@ -46,37 +46,40 @@ LOCALES = ("fr", "en")
 #: A PostgreSQL schema name envoi accepts (DATABASE_SCHEMA, `--from-schema`): unquoted, at most 63 bytes.
 SCHEMA_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
-#: A duration as people write it: `90`, `90s`, `45m`, `72h`, `3d` (a bare number is seconds).
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: A duration as people write it: a number and a unit, `1500ms`, `90s`, `15m`, `2h`, `3d` (ASCII digits).
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: No duration envoi reads is longer.
+MAX_DURATION = timedelta(days=100 * 365)
 
 
-def parse_duration(value: Any) -> Any:
-    """`3d` -> timedelta(days=3); anything else is left to pydantic (a number, ISO 8601 `P3D`)."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2).lower()])
-    return value
+def is_duration(text: str) -> bool:
+    return _DURATION.match(text.strip().lower()) is not None
+
+
+def parse_duration(text: str, *, bare: str | None = "s", whole: bool = False) -> timedelta:
+    """The one grammar of durations in settings and queries: a number and a unit; a bare number counts
+    in `bare` units (refused when `bare` is None); `whole` refuses fractions. ValueError otherwise, and
+    past 100 years."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None or (match.group(2) is None and bare is None) or (whole and "." in match.group(1)):
+        raise ValueError(f"{text.strip()!r} is not a duration such as 90s, 15m, 2h or 3d")
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2) or str(bare)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError("must be at most 100 years")
+    return timedelta(seconds=seconds)
 
 
 #: A dotted module path, as `import` takes it.
 _MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-#: A schedule step: a whole number (at most 6 ASCII digits) and its unit, never zero.
-_STEP = re.compile(r"^\s*([0-9]{1,6})\s*([smhd])\s*$")
-
-
-def parse_step(text: str) -> timedelta:
-    """`"3d"` -> 3 days, for a schedule: a positive whole number and a unit (s, m, h, d)."""
-    match = _STEP.match(text)
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"{text.strip()!r} is not a duration such as 90s, 15m, 2h or 3d")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2)])
-
-
 def parse_schedule(text: str) -> tuple[timedelta, ...]:
-    """`"1d,3d,6d"` -> the steps' delays, each later than the one before."""
-    steps = tuple(parse_step(part) for part in text.split(","))
+    """`"1d,3d,6d"` -> the steps' delays (whole numbers with their unit), each later than the one
+    before."""
+    steps = tuple(parse_duration(part, bare=None, whole=True) for part in text.split(","))
+    if any(step <= timedelta(0) for step in steps):
+        raise ValueError("each step must be longer than zero (such as 1d,3d,6d)")
     if any(later <= earlier for earlier, later in pairwise(steps)):
         raise ValueError("each step must come later than the one before (such as 1d,3d,6d)")
     return steps
@@ -489,7 +492,8 @@ class Settings(BaseSettings):
     @field_validator("webhook_disable_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
+        # `3d`, `72h`, `90` (seconds); anything else is left to pydantic (ISO 8601 `P3D`).
+        return parse_duration(value) if isinstance(value, str) and is_duration(value) else value
 
     @field_validator("webhook_disable_after")
     @classmethod

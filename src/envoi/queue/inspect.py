@@ -18,11 +18,12 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from bullmq import Job
 
+from envoi.config import parse_duration
 from envoi.errors import EnvoiError
 from envoi.queue.failed_set import CleanResult, FailedSet
 from envoi.queue.names import QUEUE_NAMES
@@ -39,9 +40,6 @@ CANCELLABLE = frozenset({"waiting", "delayed", "prioritized", "paused", "waiting
 _DELAY_SCORE_FACTOR = 0x1000
 #: Worker connections are named `{prefix}:{queue}:w:envoi/{host}/{pid}/{concurrency}` (see `worker_name`).
 _WORKER_NAME = re.compile(r"^envoi/(?P<host>[^/]+)/(?P<pid>\d+)/(?P<concurrency>\d+)$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_MS = {"ms": 1, None: 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-MAX_DURATION_MS = 100 * 365 * 86_400_000
 
 
 class UnknownQueueError(EnvoiError):
@@ -66,14 +64,9 @@ class JobStateError(EnvoiError):
 
 
 def parse_duration_ms(value: str) -> int:
-    """`1500`, `1500ms`, `30s`, `15m`, `1h`, `7d` as milliseconds; ValueError otherwise."""
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError("must be a number of milliseconds or a duration such as 30s, 15m, 1h, 7d")
-    ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
-    if ms > MAX_DURATION_MS:
-        raise ValueError("must be at most 100 years")
-    return ms
+    """`1500`, `1500ms`, `30s`, `15m`, `1h`, `7d` as milliseconds (a bare number is milliseconds, as
+    bullmq counts); ValueError otherwise."""
+    return int(parse_duration(value, bare="ms", whole=True) // timedelta(milliseconds=1))
 
 
 def worker_name(host: str, pid: int, concurrency: int) -> str:
