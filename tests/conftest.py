@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,30 @@ def _environment_restored() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+#: The project's root: processes started by tests run from here, so that `python -m tests....` works.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def processes() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """`start(argv, env=..., cwd=...)`: a process for the test, its stdout and stderr together as text;
+    whatever still runs when the test ends is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(argv: list[str], *, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

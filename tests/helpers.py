@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
@@ -63,3 +64,15 @@ def redis_client(queue_service: Any) -> Any:
 async def job_state(envoi: Any, queue: str, job_id: str) -> str:
     """bullmq's state of a job ('waiting', 'delayed', 'active', 'completed', 'failed' or 'unknown')."""
     return str(await bull_queue(envoi.queue, queue).getJobState(job_id))
+
+
+def process_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment of an envoi process on a test's Redis, key prefix and database (plus `extra`)."""
+    return {
+        **os.environ,
+        "REDIS_URL": str(settings.redis_url),
+        "REDIS_PREFIX": settings.redis_prefix,
+        "DATABASE_URL": settings.database_url,
+        "WORKER_DRAIN_DELAY_S": "1",
+        **extra,
+    }

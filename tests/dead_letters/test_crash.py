@@ -7,10 +7,9 @@ surviving worker runs in the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,43 +20,26 @@ from envoi.dead_letters.recorder import SqlFailureRecorder
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
 from tests.dead_letters.support import Jobs, reconciler, row_count, rows, until
-from tests.helpers import eventually, job_state
+from tests.helpers import eventually, job_state, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def spawn_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-
+def spawn_worker(
+    settings: Settings, processes: Callable[..., subprocess.Popen[str]]
+) -> Callable[..., subprocess.Popen[str]]:
     def spawn(**env: str) -> subprocess.Popen[str]:
-        values = {
-            **os.environ,
-            "REDIS_URL": str(settings.redis_url),
-            "REDIS_PREFIX": settings.redis_prefix,
-            "DATABASE_URL": settings.database_url,
-            "WORKER_DRAIN_DELAY_S": "1",
-            "WORKER_LOCK_DURATION_MS": str(settings.worker_lock_duration_ms),
-            "WORKER_STALLED_INTERVAL_MS": str(settings.worker_stalled_interval_ms),
-            "JOB_BACKOFF_DELAY_MS": "20",
+        values = process_env(
+            settings,
+            WORKER_LOCK_DURATION_MS=str(settings.worker_lock_duration_ms),
+            WORKER_STALLED_INTERVAL_MS=str(settings.worker_stalled_interval_ms),
+            JOB_BACKOFF_DELAY_MS="20",
             **env,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.dead_letters.worker_proc"],
-            env=values,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
-        started.append(proc)
-        return proc
+        return processes([sys.executable, "-m", "tests.dead_letters.worker_proc"], env=values)
 
-    yield spawn
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    return spawn
 
 
 async def _wait(proc: subprocess.Popen[str]) -> tuple[int, str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
 from envoi.worker import SHUTDOWN_GRACE_S
 from tests.fixtures.proxy import TcpProxy
-from tests.helpers import eventually
+from tests.helpers import eventually, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 Spawn = Callable[..., subprocess.Popen[str]]
@@ -39,36 +38,14 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def spawn(settings: Settings) -> Iterator[Spawn]:
+def spawn(settings: Settings, processes: Spawn) -> Spawn:
     """Start `python -m <module>` with the test's settings in its environment (plus `env`)."""
-    started: list[subprocess.Popen[str]] = []
 
     def run(module: str = "tests.foundation.slow_worker", *args: str, **env: str) -> subprocess.Popen[str]:
-        values = {
-            **os.environ,
-            "REDIS_URL": str(settings.redis_url),
-            "REDIS_PREFIX": settings.redis_prefix,
-            "DATABASE_URL": settings.database_url,
-            "WORKER_DRAIN_DELAY_S": "1",
-            "WORKER_HEARTBEAT_INTERVAL_S": "0.5",
-            **env,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            env=values,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started.append(proc)
-        return proc
+        values = process_env(settings, WORKER_HEARTBEAT_INTERVAL_S="0.5", **env)
+        return processes([sys.executable, "-m", module, *args], env=values)
 
-    yield run
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    return run
 
 
 async def _exit(proc: subprocess.Popen[str], timeout: float) -> tuple[int, float, str]:

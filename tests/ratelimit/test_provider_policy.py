@@ -4,11 +4,10 @@ server to Resend, and no failover on a refused address."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from tests.channels.support import Recorder, email_data, job_delivery, text_data
 from tests.fixtures.resend import ResendServer
 from tests.fixtures.smtp import SmtpSink
 from tests.fixtures.twilio import TwilioServer
-from tests.helpers import bull_queue, eventually
+from tests.helpers import bull_queue, eventually, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Completed jobs kept, so that their `attemptsMade` can be read.
@@ -50,49 +49,29 @@ async def completed(envoi: Envoi, count: int) -> bool:
 
 
 @pytest.fixture
-def spawn_worker(tmp_path: Path) -> Iterator[Callable[[Settings], subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-
+def spawn_worker(
+    tmp_path: Path, processes: Callable[..., subprocess.Popen[str]]
+) -> Callable[[Settings], subprocess.Popen[str]]:
     def spawn(settings: Settings) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "REDIS_URL": str(settings.redis_url),
-            "REDIS_PREFIX": settings.redis_prefix,
-            "DATABASE_URL": settings.database_url,
-            "WORKER_DRAIN_DELAY_S": "1",
-            "JOB_BACKOFF_DELAY_MS": "50",
-            "EMAIL_PROVIDER": "console",
-            "OUTBOX_DIR": str(tmp_path / "outbox"),
-            "SMS_ENABLED": "true",
-            "WHATSAPP_ENABLED": "false",
-            "TWILIO_API_BASE_URL": str(settings.twilio_api_base_url),
-            "TWILIO_ACCOUNT_SID": str(settings.twilio_account_sid),
-            "TWILIO_AUTH_TOKEN": settings.twilio_auth_token.get_secret_value()
-            if settings.twilio_auth_token
-            else "",
-            "TWILIO_PHONE_NUMBER": str(settings.twilio_phone_number),
-            "API_URL": settings.api_url,
-            "RATE_LIMITS": "twilio=5/s",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "envoi", "worker"],
-            env=env,
-            cwd=tmp_path,  # no .env file from the repository
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        token = settings.twilio_auth_token
+        env = process_env(
+            settings,
+            JOB_BACKOFF_DELAY_MS="50",
+            EMAIL_PROVIDER="console",
+            OUTBOX_DIR=str(tmp_path / "outbox"),
+            SMS_ENABLED="true",
+            WHATSAPP_ENABLED="false",
+            TWILIO_API_BASE_URL=str(settings.twilio_api_base_url),
+            TWILIO_ACCOUNT_SID=str(settings.twilio_account_sid),
+            TWILIO_AUTH_TOKEN=token.get_secret_value() if token else "",
+            TWILIO_PHONE_NUMBER=str(settings.twilio_phone_number),
+            API_URL=settings.api_url,
+            RATE_LIMITS="twilio=5/s",
         )
-        started.append(proc)
-        return proc
+        # From tmp_path: no .env file from the repository.
+        return processes([sys.executable, "-m", "envoi", "worker"], env=env, cwd=tmp_path)
 
-    yield spawn
-    for proc in started:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return spawn
 
 
 async def test_two_worker_processes_share_one_rate_limit(
