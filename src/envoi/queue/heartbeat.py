@@ -1,5 +1,6 @@
 """Worker liveness in Redis: each worker process refreshes its member of one sorted set, scored with the
-time of its last beat (`{prefix}:envoi:workers`, members `{host}:{pid}`).
+time of its last beat (`envoi:{prefix}:workers`, laid out with envoi's other keys in
+`envoi.queue.keys`; members `{host}:{pid}`).
 
 bullmq's own worker list (`Queue.getWorkers`, read from CLIENT LIST) shows a worker as long as its TCP
 connections are open, which a hung process's still are, and CLIENT LIST may be refused by a managed
@@ -18,6 +19,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from envoi.config import Settings
+from envoi.queue.keys import EnvoiKeys
 from envoi.queue.redis_backend import producer_client
 from envoi.queue.service import REDIS_DOWN_ERRORS
 
@@ -28,7 +30,7 @@ FORGET_AFTER_S = 86_400
 
 
 def heartbeat_key(prefix: str) -> str:
-    return f"{prefix}:envoi:workers"
+    return EnvoiKeys.for_prefix(prefix).workers()
 
 
 def worker_name() -> str:

@@ -4,6 +4,7 @@ bullmq's keys are `{REDIS_PREFIX}:{queue}:…` and are shared with Node producer
 under `envoi:{REDIS_PREFIX}:`, outside that space (no queue name can collide with them) and still
 separate per deployment (two deployments on one Redis use two bullmq prefixes):
 
+    envoi:{prefix}:workers                        sorted set: each worker process's last heartbeat
     envoi:{prefix}:alerts:seen                    the newest dead-letter id an alert reported
     envoi:{prefix}:alerts:gate                    SET NX EX: at most one alert per interval
     envoi:{prefix}:dlq:{queue}:seen               failures known to have a dead-letter row
@@ -27,6 +28,9 @@ class EnvoiKeys:
     @classmethod
     def for_prefix(cls, redis_prefix: str) -> EnvoiKeys:
         return cls(f"envoi:{redis_prefix}")
+
+    def workers(self) -> str:
+        return f"{self.root}:workers"
 
     def alerts(self, name: str) -> str:
         return f"{self.root}:alerts:{name}"
