@@ -45,9 +45,10 @@ TEST_EVENT = "webhook.test"
 #: The ledger statuses a provider's status callback ends in, and the event each one publishes.
 STATUS_EVENTS = {
     DeliveryStatus.DELIVERED: EventType.MESSAGE_DELIVERED,
-    DeliveryStatus.FAILED: EventType.MESSAGE_FAILED,
+    DeliveryStatus.UNDELIVERED: EventType.MESSAGE_FAILED,
 }
-#: The ledger status a message event reports.
+#: The status a message event reports: the ledger's, except that a carrier's loss (UNDELIVERED in the
+#: ledger) is reported as FAILED, like every other final failure (docs/webhooks.md).
 EVENT_STATUS = {
     EventType.MESSAGE_SENT: DeliveryStatus.SENT,
     EventType.MESSAGE_DELIVERED: DeliveryStatus.DELIVERED,
@@ -193,7 +194,7 @@ class EventBus:
             data = message_data(
                 delivery_id=row.id,
                 channel=row.channel,
-                status=row.status,
+                status=EVENT_STATUS[event_type],
                 job_name=context.get("jobName"),
                 job_id=context.get("jobId"),
                 queue=context.get("queue"),

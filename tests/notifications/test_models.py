@@ -62,6 +62,27 @@ def test_locale_timezone_and_email_errors_name_their_field() -> None:
     assert "Mars/Olympus_Mons" in fields["timezone"]
 
 
+@pytest.mark.parametrize(
+    "zone",
+    [
+        # Found by schemathesis: ZoneInfo opened a file named after it and raised OSError (a 500).
+        "T\u0335\u0330o i\u0332nvoke the hive-mind " * 3,
+        "x" * 300,
+        "../../../../etc/passwd",
+        "Europe/Paris\x00",
+        "",
+    ],
+)
+def test_a_hostile_time_zone_is_a_field_error(zone: str) -> None:
+    fields = error_fields(appointment_data(timezone=zone))
+    assert set(fields) == {"timezone"}
+
+
+def test_known_zones_are_accepted() -> None:
+    for zone in ("Europe/Paris", "UTC", "America/Argentina/Buenos_Aires"):
+        assert Appointment.model_validate(appointment_data(timezone=zone)).timezone == zone
+
+
 def test_missing_and_unknown_fields() -> None:
     data = appointment_data(surprise=1)
     del data["durationMinutes"]

@@ -97,7 +97,7 @@ async def test_a_twilio_failed_callback_is_a_message_failed_event(
     assert await twilio_callback(api, webhook_settings, params) == 204
     data = (await one_of_type(webhook_receiver, "message.failed")).json["data"]
     assert data["status"] == "FAILED"
-    assert data["error"] == {"code": "30003", "message": "Twilio status undelivered (error 30003)"}
+    assert data["error"] == {"code": "30003", "message": "Provider status undelivered (error 30003)"}
     assert data["jobName"] == "SEND_SMS"
 
 
