@@ -24,6 +24,7 @@ log = logging.getLogger("envoi.jobs")
 
 Mode = Literal["queued", "sync"]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 #: A job name as it goes in a URL (`POST /v1/jobs/{jobName}`) and a bullmq key.
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
@@ -85,6 +86,30 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
         # "Value error, must be base64" -> "must be base64": the prefix says nothing to a reader.
         fields.setdefault(path, error["msg"].removeprefix("Value error, "))
     return fields
+
+
+def validate_items(job_name: str, count: int, validate: Callable[[int], T]) -> list[T]:
+    """`validate(index)` for each of `count` items; one `InvalidJobDataError` naming every bad field of
+    every bad item by its index (`items.3.to`; `items.3` for an item that is not an object), since a
+    batch is refused whole, before any of it is added."""
+    valid: list[T] = []
+    fields: dict[str, str] = {}
+    for index in range(count):
+        try:
+            valid.append(validate(index))
+        except InvalidJobDataError as exc:
+            for path, reason in exc.fields.items():
+                fields[f"items.{index}.{path}" if path else f"items.{index}"] = reason
+    if fields:
+        raise InvalidJobDataError(job_name, fields)
+    return valid
+
+
+def require_object(job_name: str, data: Any) -> dict[str, Any]:
+    """`data` when it is an object; else `InvalidJobDataError` for the item as a whole (path "")."""
+    if not isinstance(data, dict):
+        raise InvalidJobDataError(job_name, {"": "must be an object"})
+    return data
 
 
 @dataclass(frozen=True, slots=True)

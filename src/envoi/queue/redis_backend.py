@@ -7,8 +7,8 @@ through `QueueService.on_redis` (`RedisDoor`), which decides between Redis and t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from bullmq import Queue
@@ -16,7 +16,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from envoi.config import Settings
-from envoi.queue.base import EnqueueResult
+from envoi.queue.base import BulkJob, EnqueueResult
+from envoi.queue.coalesce import Coalescer
 from envoi.queue.keys import EnvoiKeys
 
 #: What adding a job may take on a reachable Redis before the call counts as failed.
@@ -49,6 +50,7 @@ class RedisBackend:
         self._queues: dict[str, Queue] = {}
         #: Bounds a whole call, beyond the client's own per-step timeouts.
         self.budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+        self.coalescer = Coalescer(self.add_one, self.add_bulk)
 
     def queue(self, name: str) -> Queue:
         if name not in self._queues:
@@ -57,16 +59,34 @@ class RedisBackend:
             )
         return self._queues[name]
 
-    async def enqueue(
-        self, queue: str, job_name: str, data: dict[str, Any], *, job_id: str | None, options: dict[str, Any]
-    ) -> EnqueueResult:
-        opts = dict(options)
-        if job_id is not None:
-            opts["jobId"] = job_id
+    async def enqueue(self, job: BulkJob) -> EnqueueResult:
+        """Add one job; with the others added in this loop iteration, in one bulk add (`Coalescer`)."""
+        job_id = await self.coalescer.add(job)
+        return EnqueueResult(job_id=job_id, job_name=job.name, queue=job.queue, mode="queued")
+
+    async def enqueue_many(self, jobs: Sequence[BulkJob]) -> list[EnqueueResult]:
+        """Add jobs of one queue in one MULTI/EXEC (all or none), in order."""
+        ids = await self.add_bulk(jobs)
+        return [
+            EnqueueResult(job_id=job_id, job_name=job.name, queue=job.queue, mode="queued")
+            for job, job_id in zip(jobs, ids, strict=True)
+        ]
+
+    async def add_one(self, job: BulkJob) -> str:
         # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
         async with asyncio.timeout(self.budget_s):
-            job = await self.queue(queue).add(job_name, data, opts)
-        return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
+            added = await self.queue(job.queue).add(job.name, job.data, job.bullmq_opts())
+        return str(added.id)
+
+    async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
+        """bullmq's `addBulk`: a SCRIPT EXISTS, then one MULTI/EXEC holding every job's add script."""
+        queues = {job.queue for job in jobs}
+        if len(queues) != 1:
+            raise ValueError(f"a bulk add goes to one queue, not {sorted(queues)}")
+        entries = [{"name": job.name, "data": job.data, "opts": job.bullmq_opts()} for job in jobs]
+        async with asyncio.timeout(self.budget_s):
+            added = await self.queue(queues.pop()).addBulk(entries)
+        return [str(job.id) for job in added]
 
     async def remove(self, queue: str, job_id: str) -> bool:
         """True when the job existed and is gone. bullmq's removeJob answers 1 for an unknown id too,
@@ -87,6 +107,7 @@ class RedisBackend:
             return bool(await self.client.ping())
 
     async def close(self) -> None:
+        await self.coalescer.close()
         queues, self._queues = list(self._queues.values()), {}
         for q in queues:
             await q.close()

@@ -1,0 +1,118 @@
+"""Concurrent single enqueues coalesced: the jobs added from several tasks within one event-loop
+iteration reach Redis as one bulk add (one MULTI/EXEC), instead of one round trip each.
+
+The first `add` of an iteration opens a batch and schedules its flush with `call_soon`, which runs
+after every task that was ready in this iteration had its turn; the adds of those tasks join the
+batch. A lone job (the common case of one caller at a time) is handed back to its caller, who adds it
+alone: one EVALSHA, where a bulk add costs a SCRIPT EXISTS more.
+
+Each caller keeps its own outcome:
+- the batch's id list is in the order of the adds: each caller gets the id at its place;
+- Redis unreachable or refusing the transaction: every caller gets that error raised in its own task,
+  where `QueueService.on_redis` turns it into that caller's own inline run;
+- anything else raised while the batch was built (nothing was sent: a value bullmq cannot encode in one
+  job's options, say): each caller adds its own job alone, so that only the job at fault fails.
+
+A caller that is cancelled while it waits does not take its job out: the job was, or is being, added,
+as a lone add cancelled mid-flight may have been.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from redis.exceptions import DataError, RedisError
+
+from envoi.queue.base import CHUNK_SIZE, BulkJob
+
+log = logging.getLogger("envoi.queue")
+
+#: What a caller gets back instead of an id: add your job alone.
+ALONE = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    queue: str
+    jobs: list[BulkJob] = field(default_factory=list)
+    waiters: list[asyncio.Future[str | None]] = field(default_factory=list)
+
+
+def _reached_redis(exc: BaseException) -> bool:
+    """Did the batch fail at or on the way to Redis (every job's outcome), or while it was being built
+    (nothing sent)? redis-py's DataError is raised while a command is encoded, before anything is sent."""
+    return isinstance(exc, RedisError | OSError | TimeoutError) and not isinstance(exc, DataError)
+
+
+class Coalescer:
+    def __init__(
+        self,
+        add_one: Callable[[BulkJob], Awaitable[str]],
+        add_many: Callable[[Sequence[BulkJob]], Awaitable[list[str]]],
+        *,
+        max_batch: int = CHUNK_SIZE,
+    ) -> None:
+        self._add_one = add_one
+        self._add_many = add_many
+        self.max_batch = max_batch
+        #: The open batch of each queue (bullmq adds in bulk to one queue at a time).
+        self._open: dict[str, _Batch] = {}
+        #: Flushes in flight, kept referenced until done (the loop holds only weak references to tasks).
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def add(self, job: BulkJob) -> str:
+        """Add `job` with the others of this loop iteration; its id. Raises what adding it raised."""
+        loop = asyncio.get_running_loop()
+        batch = self._open.get(job.queue)
+        if batch is None:
+            batch = self._open[job.queue] = _Batch(job.queue)
+            loop.call_soon(self._flush, batch)
+        waiter: asyncio.Future[str | None] = loop.create_future()
+        batch.jobs.append(job)
+        batch.waiters.append(waiter)
+        if len(batch.jobs) >= self.max_batch:
+            del self._open[job.queue]  # full: the next add opens another, flushed in the same turn
+        job_id = await waiter
+        return await self._add_one(job) if job_id is ALONE else job_id
+
+    def _flush(self, batch: _Batch) -> None:
+        if self._open.get(batch.queue) is batch:
+            del self._open[batch.queue]
+        if len(batch.jobs) == 1:
+            _settle(batch.waiters[0], ALONE)
+            return
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _send(self, batch: _Batch) -> None:
+        ids: Sequence[str | None]
+        try:
+            ids = await self._add_many(batch.jobs)
+        except asyncio.CancelledError:
+            for waiter in batch.waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            if _reached_redis(exc):
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                return
+            log.info("A bulk add failed before it was sent (%s): each job goes alone", type(exc).__name__)
+            ids = [ALONE] * len(batch.jobs)
+        for waiter, job_id in zip(batch.waiters, ids, strict=True):
+            _settle(waiter, job_id)
+
+    async def close(self) -> None:
+        """Wait for the flushes in flight (their callers are waiting on them)."""
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+
+
+def _settle(waiter: asyncio.Future[str | None], job_id: str | None) -> None:
+    if not waiter.done():
+        waiter.set_result(job_id)
