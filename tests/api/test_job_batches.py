@@ -147,6 +147,7 @@ async def test_an_application_job_is_batched_on_its_own_queue_and_validated_by_i
     )
     assert response.status_code == 202, response.text
     [one, two] = response.json()["jobs"]
+    assert (await stored(api, one["jobId"], WEBHOOKS_QUEUE)).data == {"number": 1}
     assert (await stored(api, two["jobId"], WEBHOOKS_QUEUE)).data == {"number": 2}
     assert await job_count(api, WEBHOOKS_QUEUE) == 2
     unknown = await api.client.post("/v1/jobs/NO_SUCH_JOB/batch", json={"items": [{}]})
