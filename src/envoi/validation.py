@@ -212,11 +212,15 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
+#: Built once: `json.dumps` with any argument builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _encoded_size(value: Any) -> int:
     """Bytes of `value` as compact UTF-8 JSON; -1 when it nests too deep, -2 when it holds NaN or
     Infinity (bullmq encodes with allow_nan=False: refused here, the caller learns which item)."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _COMPACT.encode(value)
     except RecursionError:
         return -1
     except ValueError as exc:

@@ -1,10 +1,11 @@
 """Concurrent single enqueues coalesced: the jobs added from several tasks within one event-loop
 iteration reach Redis as one bulk add (one MULTI/EXEC), instead of one round trip each.
 
-The first `add` of an iteration opens a batch and schedules its flush with `call_soon`, which runs
-after every task that was ready in this iteration had its turn; the adds of those tasks join the
-batch. A lone job (the common case of one caller at a time) is handed back to its caller, who adds it
-alone: one EVALSHA, where a bulk add costs a SCRIPT EXISTS more.
+The first `add` of an iteration goes to Redis at once, alone (one EVALSHA: a caller on its own waits
+for nothing), and opens a batch whose flush `call_soon` schedules after every task that was ready in
+this iteration had its turn; the adds of those tasks join the batch and go out together (a SCRIPT
+EXISTS, then one MULTI/EXEC). A batch that got a single job hands it back to its caller, who adds it
+alone. 50 concurrent callers: three round trips instead of fifty.
 
 Each caller keeps its own outcome:
 - the batch's id list is in the order of the adds: each caller gets the id at its place;
@@ -64,25 +65,30 @@ class Coalescer:
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def add(self, job: BulkJob) -> str:
-        """Add `job` with the others of this loop iteration; its id. Raises what adding it raised."""
-        loop = asyncio.get_running_loop()
+        """Add `job`, alone or with the others of this loop iteration; its id. Raises what adding it
+        raised."""
         batch = self._open.get(job.queue)
         if batch is None:
+            # The first of this iteration goes at once, alone: a lone caller waits for nothing. The
+            # batch it opens takes the adds that follow in the same iteration.
             batch = self._open[job.queue] = _Batch(job.queue)
-            loop.call_soon(self._flush, batch)
-        waiter: asyncio.Future[str | None] = loop.create_future()
+            asyncio.get_running_loop().call_soon(self._flush, batch)
+            return await self._add_one(job)
+        waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         batch.jobs.append(job)
         batch.waiters.append(waiter)
         if len(batch.jobs) >= self.max_batch:
-            del self._open[job.queue]  # full: the next add opens another, flushed in the same turn
+            # Full: the next add goes alone and opens another batch, flushed in the same turn.
+            del self._open[job.queue]
         job_id = await waiter
         return await self._add_one(job) if job_id is ALONE else job_id
 
     def _flush(self, batch: _Batch) -> None:
         if self._open.get(batch.queue) is batch:
             del self._open[batch.queue]
-        if len(batch.jobs) == 1:
-            _settle(batch.waiters[0], ALONE)
+        if len(batch.jobs) <= 1:
+            for waiter in batch.waiters:
+                _settle(waiter, ALONE)
             return
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._flushing.add(task)

@@ -26,14 +26,17 @@ COMMAND_TIMEOUT_S = 2.0
 T = TypeVar("T")
 
 
-def producer_client(settings: Settings) -> aioredis.Redis:
+def producer_client(settings: Settings, *, bounded_reads: bool = True) -> aioredis.Redis:
     """A client that fails fast: one connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS.
 
     bullmq's own client retries 20 times with backoff (about 350 s on a dead Redis); a producer sits on
-    a request path and must not.
+    a request path and must not. `bounded_reads=False` leaves out redis-py's socket timeout, for a
+    client whose every call is bounded by `asyncio.timeout` instead: with a socket timeout, redis-py
+    wraps each write in `asyncio.wait_for`, a task per command (bench/enqueue.py, docs/benchmarks.md).
     """
     kwargs = settings.redis.connection_kwargs(connect_timeout_s=settings.redis_connect_timeout_s)
-    kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
+    if bounded_reads:
+        kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
     return aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
 
 
@@ -46,6 +49,9 @@ class RedisBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = producer_client(settings)
+        #: Adds jobs, and nothing else: each add is bounded by `budget_s` (`asyncio.timeout`).
+        self.add_client = producer_client(settings, bounded_reads=False)
+        self._adders: dict[str, Queue] = {}
         self.keys = EnvoiKeys.for_prefix(settings.redis_prefix)
         self._queues: dict[str, Queue] = {}
         #: Bounds a whole call, beyond the client's own per-step timeouts.
@@ -58,6 +64,14 @@ class RedisBackend:
                 name, {"connection": self.client, "prefix": self.settings.redis_prefix}
             )
         return self._queues[name]
+
+    def adder(self, name: str) -> Queue:
+        """The bullmq `Queue` that adds jobs to `name`, over `add_client`."""
+        if name not in self._adders:
+            self._adders[name] = Queue(
+                name, {"connection": self.add_client, "prefix": self.settings.redis_prefix}
+            )
+        return self._adders[name]
 
     async def enqueue(self, job: BulkJob) -> EnqueueResult:
         """Add one job; with the others added in this loop iteration, in one bulk add (`Coalescer`)."""
@@ -75,7 +89,7 @@ class RedisBackend:
     async def add_one(self, job: BulkJob) -> str:
         # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
         async with asyncio.timeout(self.budget_s):
-            added = await self.queue(job.queue).add(job.name, job.data, job.bullmq_opts())
+            added = await self.adder(job.queue).add(job.name, job.data, job.bullmq_opts())
         return str(added.id)
 
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
@@ -85,7 +99,7 @@ class RedisBackend:
             raise ValueError(f"a bulk add goes to one queue, not {sorted(queues)}")
         entries = [{"name": job.name, "data": job.data, "opts": job.bullmq_opts()} for job in jobs]
         async with asyncio.timeout(self.budget_s):
-            added = await self.queue(queues.pop()).addBulk(entries)
+            added = await self.adder(queues.pop()).addBulk(entries)
         return [str(job.id) for job in added]
 
     async def remove(self, queue: str, job_id: str) -> bool:
@@ -108,10 +122,12 @@ class RedisBackend:
 
     async def close(self) -> None:
         await self.coalescer.close()
-        queues, self._queues = list(self._queues.values()), {}
+        queues = [*self._queues.values(), *self._adders.values()]
+        self._queues, self._adders = {}, {}
         for q in queues:
             await q.close()
         await self.client.aclose()
+        await self.add_client.aclose()
 
 
 class RedisDoor(Protocol):

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -65,6 +65,13 @@ def _delay_ms(delay: float | timedelta | None) -> int | None:
         return None
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     return max(0, round(seconds * 1000)) or None
+
+
+@cache
+def _meters(queue: str, job_name: str, mode: str) -> tuple[Any, Any]:
+    """The enqueue metrics' children for these labels, looked up once: `labels()` takes a lock and
+    builds its key on every call, on the path of every enqueue."""
+    return metrics.ENQUEUE_LATENCY.labels(queue, mode), metrics.JOBS_ENQUEUED.labels(queue, job_name, mode)
 
 
 def _same_length(job_ids: Sequence[str] | None, items: Sequence[Any]) -> None:
@@ -266,8 +273,9 @@ class QueueService:
         if result.mode == "queued" and job.opts.get("delay"):
             # A scheduled job can be looked for by its recipient (`envoi.queue.recipients`).
             await self.recipients.index(job.queue, result.job_id, job.data)
-        metrics.ENQUEUE_LATENCY.labels(job.queue, result.mode).observe(time.perf_counter() - started)
-        metrics.JOBS_ENQUEUED.labels(job.queue, job.name, result.mode).inc()
+        latency, enqueued = _meters(job.queue, job.name, result.mode)
+        latency.observe(time.perf_counter() - started)
+        enqueued.inc()
         if result.mode == "sync":
             outcome = "ok" if result.succeeded else "failed"
             metrics.FALLBACK_RUNS.labels(job.queue, job.name, outcome).inc()
