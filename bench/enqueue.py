@@ -4,8 +4,9 @@
 
 Without --redis-url (or BENCH_REDIS_URL) a private redis-server is started. The cases take turns for
 `--rounds` rounds; each prints its rate in jobs/s (median of the rounds), that rate as a ratio to the
-redis-py LPUSH floor measured in the same run, and the median and p99 of one call (for the bulk cases a
-call adds a chunk of CHUNK_SIZE jobs). Then, once each: a delayed job (recipient indexed or not), the
+redis-py LPUSH floor measured in the same run, the median and p99 of one call (for the bulk cases a
+call adds a chunk of CHUNK_SIZE jobs), and this process's CPU time per job (median of the rounds: on a
+shared machine, what the client itself costs, apart from the waits for a CPU). Then, once each: a delayed job (recipient indexed or not), the
 inline fallback (QUEUE_ENABLED=false, Redis down) and `SyncClient.enqueue` from a plain thread.
 
 The goals (issue 16): one at a time at least 0.8x the floor; 50 concurrent callers at least half the
@@ -38,7 +39,7 @@ from envoi.sync_client import SyncClient
 DATA = {"to": "jane@example.com", "subject": "Hello", "html": "<p>Hi</p>", "metadata": {"userId": "u1"}}
 OPTS = {"attempts": 5, "backoff": {"type": "exponential", "delay": 30000}, "removeOnComplete": True}
 CALLERS = 50
-FLOOR = "redis-py LPUSH, one at a time (floor)"
+FLOOR = "redis-py LPUSH, one at a time (floor, baseline)"
 
 
 @dataclass
@@ -48,33 +49,39 @@ class Case:
     rates: list[float] = field(default_factory=list)
     #: seconds per call, every round.
     samples: list[float] = field(default_factory=list)
+    #: this process's CPU seconds per job, each round.
+    cpu: list[float] = field(default_factory=list)
 
-    def add(self, jobs: int, wall: float, samples: list[float]) -> None:
+    def add(self, jobs: int, wall: float, samples: list[float], cpu: float) -> None:
         self.rates.append(jobs / wall)
         self.samples.extend(samples)
+        self.cpu.append(cpu / jobs)
 
 
-async def one_at_a_time(n: int, call: Callable[[int], Awaitable[Any]]) -> tuple[int, float, list[float]]:
+Timing = tuple[int, float, list[float], float]
+
+
+async def one_at_a_time(n: int, call: Callable[[int], Awaitable[Any]]) -> Timing:
     samples = []
-    begun = time.perf_counter()
+    begun, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         started = time.perf_counter()
         await call(i)
         samples.append(time.perf_counter() - started)
-    return n, time.perf_counter() - begun, samples
+    return n, time.perf_counter() - begun, samples, time.process_time() - cpu
 
 
-async def in_bulk(n: int, call: Callable[[list[int]], Awaitable[Any]]) -> tuple[int, float, list[float]]:
+async def in_bulk(n: int, call: Callable[[list[int]], Awaitable[Any]]) -> Timing:
     samples = []
-    begun = time.perf_counter()
+    begun, cpu = time.perf_counter(), time.process_time()
     for start in range(0, n, CHUNK_SIZE):
         started = time.perf_counter()
         await call(list(range(start, min(n, start + CHUNK_SIZE))))
         samples.append(time.perf_counter() - started)
-    return n, time.perf_counter() - begun, samples
+    return n, time.perf_counter() - begun, samples, time.process_time() - cpu
 
 
-async def concurrently(n: int, call: Callable[[int], Awaitable[Any]]) -> tuple[int, float, list[float]]:
+async def concurrently(n: int, call: Callable[[int], Awaitable[Any]]) -> Timing:
     """CALLERS tasks, each adding its share one call after another (as concurrent API requests do)."""
     samples: list[float] = []
 
@@ -84,9 +91,9 @@ async def concurrently(n: int, call: Callable[[int], Awaitable[Any]]) -> tuple[i
             await call(i)
             samples.append(time.perf_counter() - started)
 
-    begun = time.perf_counter()
+    begun, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller(first) for first in range(CALLERS)))
-    return n, time.perf_counter() - begun, samples
+    return n, time.perf_counter() - begun, samples, time.process_time() - cpu
 
 
 def noop_registry() -> HandlerRegistry:
@@ -100,9 +107,7 @@ def noop_registry() -> HandlerRegistry:
 
 
 def settings_for(url: str, prefix: str, db: str, **extra: Any) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, redis_url=url, redis_prefix=prefix, database_url=db, **extra
-    )
+    return Settings(_env_file=None, redis_url=url, redis_prefix=prefix, database_url=db, **extra)
 
 
 async def obliterate(url: str, prefix: str) -> None:
@@ -204,15 +209,15 @@ def sync_client_case(n: int, url: str, db: str) -> Case:
     name = "envoi SyncClient.enqueue (from a thread)"
     samples = []
     with SyncClient() as client:
-        begun = time.perf_counter()
+        begun, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             started = time.perf_counter()
             client.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)
             samples.append(time.perf_counter() - started)
-        wall = time.perf_counter() - begun
+        wall, cpu = time.perf_counter() - begun, time.process_time() - cpu
     asyncio.run(obliterate(url, prefix))
     result = Case(name)
-    result.add(n, wall, samples)
+    result.add(n, wall, samples, cpu)
     return result
 
 
@@ -234,11 +239,11 @@ def main() -> None:
         cases[sync.name] = sync
     floor = statistics.median(cases[FLOOR].rates)
     print(f"n={args.n} jobs per case, {args.rounds} rounds (rates: median of the rounds), Redis {url}")
-    print(f"{'case':58} {'jobs/s':>9} {'x floor':>8} {'median us':>10} {'p99 us':>9}")
+    print(f"{'case':58} {'jobs/s':>8} {'x baseline':>10} {'median us':>10} {'p99 us':>8} {'CPU us/job':>10}")
     for name, case in cases.items():
-        rate = statistics.median(case.rates)
+        rate, cpu = statistics.median(case.rates), statistics.median(case.cpu) * 1e6
         median, p99 = statistics.median(case.samples) * 1e6, percentile(case.samples, 0.99) * 1e6
-        print(f"{name:58} {rate:9.0f} {rate / floor:8.2f} {median:10.1f} {p99:9.1f}")
+        print(f"{name:58} {rate:8.0f} {rate / floor:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,15 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job
 from pydantic import BaseModel
+from redis.exceptions import DataError
 
 from envoi.embedded_redis import EmbeddedRedis
 from envoi.errors import InvalidJobDataError
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.queue.base import CHUNK_SIZE
+from envoi.queue.redis_backend import HiredisConnection
 from envoi.runtime import Envoi
+from tests.fixtures.proxy import TcpProxy
 from tests.helpers import bull_queue, eventually
 
 
@@ -283,3 +287,69 @@ async def test_concurrent_enqueues_with_redis_gone_each_run_inline_once(
     assert [r.succeeded for r in results] == [n != 4 for n in range(20)]
     assert sorted(run.data["n"] for run in runs) == list(range(20))
     assert [r.result for r in results] == [None if n == 4 else n for n in range(20)]
+
+
+# --- the producer's connections ------------------------------------------------------------------------
+
+
+def test_hiredis_packing_puts_the_same_bytes_on_the_wire_and_refuses_the_same_values() -> None:
+    python, hiredis = aioredis.Connection(), HiredisConnection()
+    # bullmq's add script: keys, msgpack bytes, JSON text with any Unicode, integers, a float.
+    command = (
+        "EVALSHA",
+        "ab12",
+        2,
+        "p:q:wait",
+        "p:q:id",
+        b"\x93\xa1x\x00",
+        '{"a":"é€😀"}',
+        2**53 - 1,
+        -3,
+        0.1,
+    )
+    assert b"".join(hiredis.pack_command(*command)) == b"".join(python.pack_command(*command))
+    assert b"".join(hiredis.pack_command("CONFIG GET", b"maxmemory")) == b"".join(
+        python.pack_command("CONFIG GET", b"maxmemory")
+    )
+    for hostile in ("\ud800", None, object()):
+        for connection in (python, hiredis):
+            with pytest.raises((UnicodeEncodeError, DataError)):
+                connection.pack_command("SET", "k", hostile)
+
+
+async def test_the_producer_clients_pack_with_hiredis_and_only_the_adding_one_has_no_socket_timeout(
+    make_settings: Callable[..., Any], make_envoi: Any
+) -> None:
+    envoi: Envoi = make_envoi(make_settings(), registry=HandlerRegistry())
+    backend = envoi.queue._redis
+    assert backend is not None
+    assert backend.client.connection_pool.connection_class is HiredisConnection
+    assert backend.add_client.connection_pool.connection_class is HiredisConnection
+    assert backend.client.connection_pool.connection_kwargs["socket_timeout"] == 2.0
+    # Each add is bounded by asyncio.timeout instead (test_adds_on_connections_gone_silent_...).
+    assert backend.add_client.connection_pool.connection_kwargs["socket_timeout"] is None
+
+
+async def test_adds_on_connections_gone_silent_fall_back_within_their_budget(
+    private_redis: EmbeddedRedis, make_settings: Callable[..., Any], make_envoi: Any
+) -> None:
+    registry, runs = recording_registry()
+    with TcpProxy("127.0.0.1", private_redis.port) as proxy:
+        settings = make_settings(
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_breaker_cooldown_ms=3_600_000
+        )
+        envoi: Envoi = make_envoi(settings, registry=registry)
+        await asyncio.gather(*(envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PING", {"n": -n}) for n in range(3)))
+        proxy.sever()  # the open connections go silent, never closed: no socket timeout on them
+        budget = envoi.queue._redis.budget_s  # type: ignore[union-attr]
+        started = time.monotonic()
+        single, *together = await asyncio.gather(
+            *(envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "PING", {"n": n}) for n in range(3))
+        )
+        bulk = await envoi.queue.enqueue_many(NOTIFICATIONS_QUEUE, "PING", [{"n": 10}, {"n": 11}])
+        elapsed = time.monotonic() - started
+    assert [r.mode for r in [single, *together, *bulk]] == ["sync"] * 5
+    assert sorted(run.data["n"] for run in runs) == [0, 1, 2, 10, 11]
+    # The lone add and the batch wait side by side, each cut by asyncio.timeout at the budget; the
+    # bulk add after them finds the breaker open and runs inline at once.
+    assert elapsed < 2 * budget + 5, elapsed
