@@ -9,8 +9,10 @@ parsed model, and `QueueService.enqueue()` validates the data of a known job at 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -112,6 +114,38 @@ def require_object(job_name: str, data: Any) -> dict[str, Any]:
     return data
 
 
+def _positional_capacity(handler: Callable[..., Any]) -> int | None:
+    """How many positional arguments `handler` takes (None: any number, or no signature to read)."""
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional for p in parameters)
+
+
+def _two_arguments(name: str, handler: Callable[..., Awaitable[Any]]) -> Handler:
+    """`handler` as envoi calls it, `(payload, ctx)`. A handler taking one argument was written for the
+    form envoi had before handlers got parsed models, `async def handler(ctx)` (the peer benchmark in
+    ../shared/bench/peers still uses it): it keeps running, given the context (`ctx.data` is the wire
+    dict), with a DeprecationWarning when it is registered, rather than failing every job it gets."""
+    if _positional_capacity(handler) != 1:
+        return handler
+    warnings.warn(
+        f"the handler of {name!r} takes one argument (ctx), the form envoi had before December; "
+        "handlers now take (payload, ctx)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+    async def with_context(_payload: Any, context: JobContext) -> Any:
+        return await handler(context)
+
+    return with_context
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
     handler: Handler
@@ -136,7 +170,7 @@ class HandlerRegistry:
     ) -> None:
         if name in self._entries:
             raise ValueError(f"a handler for {name!r} is already registered")
-        self._entries[name] = Registration(handler, model, queue)
+        self._entries[name] = Registration(_two_arguments(name, handler), model, queue)
 
     def handler(self, name: str, *, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
