@@ -1,12 +1,12 @@
 """Concurrent single enqueues coalesced: the jobs added from several tasks within one event-loop
 iteration reach Redis as one bulk add (one MULTI/EXEC), instead of one round trip each.
 
-The first `add` of an iteration opens a batch, whose flush `call_soon` schedules after every task that
-was ready in this iteration had its turn; the adds of those tasks join the batch and go out together (a
-SCRIPT EXISTS, then one MULTI/EXEC). When nothing is on its way to Redis, that first add does not wait
-for the flush: it goes at once, alone (one EVALSHA), so that a caller on its own waits for nothing. A
-batch that got a single job hands it back to its caller, who adds it alone. 50 concurrent callers:
-three round trips instead of fifty, and under a steady load one bulk add per wave of callers.
+An add made while nothing is on its way to Redis goes at once, alone (one EVALSHA): a caller on its own
+waits for nothing. An add made while another is in flight opens a batch, whose flush `call_soon`
+schedules after every task that was ready in this iteration had its turn; the adds of those tasks join
+the batch and go out together (a SCRIPT EXISTS, then one MULTI/EXEC). A batch that got a single job
+hands it back to its caller, who adds it alone. 50 concurrent callers: three round trips instead of
+fifty, and under a steady load one bulk add per wave of callers.
 
 Each caller keeps its own outcome:
 - the batch's id list is in the order of the adds: each caller gets the id at its place;
@@ -72,12 +72,12 @@ class Coalescer:
         raised."""
         batch = self._open.get(job.queue)
         if batch is None:
+            if not self._in_flight:
+                # Nothing on its way to Redis: go at once, alone. A lone caller waits for nothing and
+                # schedules nothing; the adds that follow in this iteration open a batch.
+                return await self._alone(job)
             batch = self._open[job.queue] = _Batch(job.queue)
             asyncio.get_running_loop().call_soon(self._flush, batch)
-            if not self._in_flight:
-                # Nothing on its way to Redis: the first of this iteration goes at once, alone (a
-                # lone caller waits for nothing); the batch it opened takes the adds that follow.
-                return await self._alone(job)
         waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         batch.jobs.append(job)
         batch.waiters.append(waiter)
