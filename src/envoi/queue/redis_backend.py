@@ -20,6 +20,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from envoi.config import Settings
 from envoi.queue.base import BulkJob, EnqueueResult
 from envoi.queue.coalesce import Coalescer
+from envoi.queue.deadline import Deadlines
 from envoi.queue.keys import EnvoiKeys
 
 #: What adding a job may take on a reachable Redis before the call counts as failed.
@@ -33,7 +34,7 @@ def producer_client(settings: Settings, *, bounded_reads: bool = True) -> aiored
 
     bullmq's own client retries 20 times with backoff (about 350 s on a dead Redis); a producer sits on
     a request path and must not. `bounded_reads=False` leaves out redis-py's socket timeout, for a
-    client whose every call is bounded by `asyncio.timeout` instead: with a socket timeout, redis-py
+    client whose every call is bounded otherwise (`Deadlines`): with a socket timeout, redis-py
     wraps each write in `asyncio.wait_for`, a task per command (bench/enqueue.py, docs/benchmarks.md).
     """
     kwargs = settings.redis.connection_kwargs(connect_timeout_s=settings.redis_connect_timeout_s)
@@ -82,13 +83,15 @@ class RedisBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = producer_client(settings)
-        #: Adds jobs, and nothing else: each add is bounded by `budget_s` (`asyncio.timeout`).
+        #: Adds jobs, and nothing else: each add is bounded by `budget_s` (`deadlines`).
         self.add_client = producer_client(settings, bounded_reads=False)
         self._adders: dict[str, Queue] = {}
         self.keys = EnvoiKeys.for_prefix(settings.redis_prefix)
         self._queues: dict[str, Queue] = {}
         #: Bounds a whole call, beyond the client's own per-step timeouts.
         self.budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+        #: Bounds each add (`add_client` has no socket timeout): one timer per tick, not one per add.
+        self.deadlines = Deadlines(self.budget_s)
         self.coalescer = Coalescer(self.add_one, self.add_bulk)
 
     def queue(self, name: str) -> Queue:
@@ -120,9 +123,7 @@ class RedisBackend:
         ]
 
     async def add_one(self, job: BulkJob) -> str:
-        # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
-        async with asyncio.timeout(self.budget_s):
-            added = await self.adder(job.queue).add(job.name, job.data, job.bullmq_opts())
+        added = await self.deadlines.bound(self.adder(job.queue).add(job.name, job.data, job.bullmq_opts()))
         return str(added.id)
 
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
@@ -131,8 +132,7 @@ class RedisBackend:
         if len(queues) != 1:
             raise ValueError(f"a bulk add goes to one queue, not {sorted(queues)}")
         entries = [{"name": job.name, "data": job.data, "opts": job.bullmq_opts()} for job in jobs]
-        async with asyncio.timeout(self.budget_s):
-            added = await self.adder(queues.pop()).addBulk(entries)
+        added = await self.deadlines.bound(self.adder(queues.pop()).addBulk(entries))
         return [str(job.id) for job in added]
 
     async def remove(self, queue: str, job_id: str) -> bool:
