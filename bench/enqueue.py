@@ -9,6 +9,8 @@ call adds a chunk of CHUNK_SIZE jobs), and this process's CPU time per job (medi
 shared machine, what the client itself costs, apart from the waits for a CPU). Then, once each: a delayed job (recipient indexed or not), the
 inline fallback (QUEUE_ENABLED=false, Redis down) and `SyncClient.enqueue` from a plain thread.
 
+`--profile LINES` profiles `envoi enqueue, one at a time` instead (cProfile on the CPU clock).
+
 The goals (issue 16): one at a time at least 0.8x the floor; 50 concurrent callers at least half the
 rate of bullmq's addBulk; a p99 under 2 ms.
 """
@@ -17,7 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import os
+import pstats
+import re
 import statistics
 import time
 import uuid
@@ -221,6 +227,29 @@ def sync_client_case(n: int, url: str, db: str) -> Case:
     return result
 
 
+async def profile(n: int, url: str, db: str, lines: int) -> None:
+    """`envoi enqueue, one at a time` under cProfile, on the process's CPU clock (a shared machine blurs
+    wall time): the top lines by own time, then envoi's own frames by cumulative time."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    envoi = Envoi(settings_for(url, prefix, db), registry=noop_registry())
+    for _ in range(500):  # warm-up: connections, scripts, caches
+        await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(n):
+        await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)
+    profiler.disable()
+    await envoi.close()
+    await obliterate(url, prefix)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(lines)
+    stats.sort_stats("cumulative").print_stats(r"envoi/", lines)
+    for line in out.getvalue().splitlines():
+        if line.strip():
+            print(re.sub(r"\S*/(site-packages|python3\.\d+|src)/", "", line)[:150])
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -230,8 +259,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=5000, help="jobs per case and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=int, metavar="LINES", help="profile one-at-a-time enqueue instead")
     add_redis_argument(parser)
     args = parser.parse_args()
+    if args.profile:
+        with bench_environment(args.redis_url) as (url, db):
+            asyncio.run(profile(args.n, url, db, args.profile))
+        return
     with bench_environment(args.redis_url) as (url, db):
         cases = asyncio.run(rounds(args.n, args.rounds, url, db))
         cases.update(asyncio.run(once(args.n, url, db)))
