@@ -90,6 +90,9 @@ PROVIDER_STATUSES = {
     "undelivered": Move.UNDELIVERED,
     "failed": Move.UNDELIVERED,
 }
+#: The statuses of messages envoi decided not to send (a channel off, a schedule cancelled), which the
+#: admin page lists beside the dead letters.
+NOT_SENT_STATUSES = (S.CANCELLED,)
 KEY_MAX_LENGTH = 255
 #: Bounds on what a provider's error may write into the row.
 ERROR_CODE_MAX, ERROR_MESSAGE_MAX = 50, 2000
@@ -158,6 +161,17 @@ class DeliveryLedger:
                 select(MessageDelivery).where(MessageDelivery.idempotency_key == key)
             )
             return row
+
+    async def latest(self, statuses: tuple[DeliveryStatus, ...], *, limit: int) -> list[MessageDelivery]:
+        """The rows in these statuses, last changed first."""
+        async with self.db.session(bounded=True) as session:
+            query = (
+                select(MessageDelivery)
+                .where(MessageDelivery.status.in_([str(status) for status in statuses]))
+                .order_by(MessageDelivery.updated_at.desc(), MessageDelivery.id.desc())
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
 
     async def claim(
         self, *, key: str, channel: str, provider: str, recipient: str, template_key: str | None = None

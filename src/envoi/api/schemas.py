@@ -216,6 +216,26 @@ class FailedJobItem(Camel):
     data_problems: dict[str, str] | None = None
 
 
+class DeliveryItem(Camel):
+    """A row of the delivery ledger, recipient masked."""
+
+    id: str
+    channel: str
+    provider: str
+    recipient: str
+    status: str
+    template_key: str | None
+    error_code: str | None
+    #: Why it ended so (addresses masked): `SMS_ENABLED=false`, `not sent: its schedule is CANCELLED`.
+    error_message: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class DeliveryPage(Camel):
+    items: list[DeliveryItem]
+
+
 class FailedJobPage(Camel):
     items: list[FailedJobItem]
     next_cursor: str | None

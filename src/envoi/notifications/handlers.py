@@ -56,6 +56,17 @@ from envoi.queue.jobs import HandlerRegistry, JobContext
 log = logging.getLogger("envoi.notifications")
 
 Result = dict[str, Any]
+#: The `status` a handler returns when it completed a job without sending anything, and how a person
+#: reads it with the `reason` beside it.
+NOT_SENT = {"disabled": "channel off ({})", "cancelled": "schedule {}"}
+
+
+def not_sent_reason(returned: object) -> str | None:
+    """Why a completed job sent nothing (a channel off, a schedule cancelled), read from what its
+    handler returned; None when it sent, or the job is not one of envoi's messages."""
+    if not isinstance(returned, dict) or returned.get("status") not in NOT_SENT:
+        return None
+    return NOT_SENT[returned["status"]].format(str(returned.get("reason", "?")).lower())
 
 
 class NotificationHandlers:
@@ -307,7 +318,10 @@ class NotificationHandlers:
         row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
         if row is not None:
             await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
-        return _handed_back({"status": "disabled", "deliveryStatus": str(status)}, metadata)
+        return _handed_back(
+            {"status": "disabled", "deliveryStatus": str(status), "reason": reason},
+            metadata,
+        )
 
 
 def _key(context: JobContext, name: ChannelName, recipient: str, metadata: JobMetadata | None) -> str:
