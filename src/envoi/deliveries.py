@@ -1,7 +1,8 @@
 """The delivery ledger (`message_deliveries`): each message is claimed before it is sent, so it leaves once.
 
     claim ──► SENDING (lease, renewed while the send runs) ──► send ──► mark_sent ──► SENT
-                                                                  └──► mark_failed ──► FAILED
+                                                                  ├──► mark_failed ──► FAILED
+                                                                  └──► release ──► PENDING (postponed)
     SENT ──► DELIVERED | UNDELIVERED       the provider's status callback (`apply_provider_status`)
 
 Every move is one conditional UPDATE built from `TRANSITIONS`, the one table of what may follow what,
@@ -54,6 +55,7 @@ class Move(StrEnum):
     SENT = "sent"
     FAIL = "fail"
     CANCEL = "cancel"
+    RELEASE = "release"
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
 
@@ -75,6 +77,8 @@ TRANSITIONS: dict[Move, Transition] = {
     Move.SENT: Transition(frozenset({S.PENDING, S.SENDING, S.FAILED, S.CANCELLED}), S.SENT),
     Move.FAIL: Transition(frozenset({S.SENDING}), S.FAILED, lease="own"),
     Move.CANCEL: Transition(frozenset({S.PENDING, S.FAILED}), S.CANCELLED),
+    # Postponed before anything left (a rate limit's slot too far away): not a failure, sendable again.
+    Move.RELEASE: Transition(frozenset({S.SENDING}), S.PENDING, lease="own"),
     # A callback may overtake mark_sent (SENDING); "read" follows "delivered" (DELIVERED).
     Move.DELIVERED: Transition(frozenset({S.SENDING, S.SENT, S.DELIVERED}), S.DELIVERED),
     # Accepted, then lost by the carrier: final, never sent again (a resend could arrive twice).
@@ -281,6 +285,13 @@ class DeliveryLedger:
             error_message=message[:ERROR_MESSAGE_MAX],
             lease_expires_at=None,
             count_attempt=True,
+        )
+
+    async def release(self, claim: Claim) -> bool:
+        """Give the row back untouched by this run (PENDING, no lease): the job was postponed before its
+        message left (`DeferredError`), unless another run took the row over meanwhile."""
+        return await self._move(
+            Move.RELEASE, claim.delivery_id, token=claim.lease_expires_at, lease_expires_at=None
         )
 
     async def cancel(

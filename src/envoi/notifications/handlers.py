@@ -39,7 +39,7 @@ from envoi.channels.base import (
 )
 from envoi.db.models import DeliveryStatus
 from envoi.deliveries import Claim, DeliveryLedger, delivery_key
-from envoi.errors import DeliveryError, is_permanent
+from envoi.errors import DeferredError, DeliveryError, is_permanent
 from envoi.events import EventBus, EventType
 from envoi.masking import mask_recipient
 from envoi.metrics import CHANNEL_DISABLED
@@ -266,6 +266,10 @@ class NotificationHandlers:
         try:
             async with self.ledger.renewing(claim):
                 receipt = await send(key)
+        except DeferredError:
+            # Postponed before it left (its provider's next slot is too far): not an attempt, not a failure.
+            await self.ledger.release(claim)
+            raise
         except Exception as exc:
             code = exc.code if isinstance(exc, DeliveryError) else type(exc).__name__
             await self._record_failure(claim, code, str(exc))
