@@ -2,9 +2,9 @@
 routes (`envoi.api.routes.queues`) from a terminal, through the same `QueueInspector`.
 
     envoi jobs list --state delayed            the next reminders due, with their run-at times
-    envoi jobs show reminder:apt-1:day         one job: state, attempts, data (recipients masked)
-    envoi jobs promote reminder:apt-1:day      a delayed job runs now
-    envoi jobs cancel reminder:apt-1:hour      a waiting or delayed job is removed
+    envoi jobs show reminder-apt-1-day-…       one job: state, attempts, data (recipients masked)
+    envoi jobs promote reminder-apt-1-day-…    a delayed job runs now
+    envoi jobs cancel reminder-apt-1-hour-…    a waiting or delayed job is removed
     envoi queues pause notifications           workers take no new job until `resume`
 
 Exit codes: 0 done, 1 no such job, a job in the wrong state, or Redis unreachable; 2 bad arguments.
