@@ -14,7 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("script", "args", "rows"),
     [
-        ("enqueue.py", ["-n", "20"], ["bullmq Queue.add (baseline)", "envoi enqueue, Redis", "SyncClient"]),
+        (
+            "enqueue.py",
+            ["-n", "20", "--rounds", "1"],
+            [
+                "redis-py LPUSH, one at a time (floor, baseline)",
+                "envoi enqueue, one at a time",
+                "envoi enqueue_many",
+                "envoi enqueue, 50 concurrent callers (coalesced)",
+                "SyncClient",
+            ],
+        ),
         (
             "throughput.py",
             ["-n", "50", "--reps", "1"],

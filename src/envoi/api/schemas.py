@@ -15,6 +15,8 @@ from envoi.queue.jobs import Mode
 from envoi.validation import CleanInput
 
 Locale = Literal["fr", "en"]
+#: Jobs one `POST /v1/jobs/{jobName}/batch` may carry.
+MAX_BATCH_ITEMS = 1000
 #: An id the caller names a group of scheduled messages by (`abandonId`, as `appointmentId`): it goes
 #: into job ids, so no `:` (Node BullMQ refuses it), no spaces.
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -46,6 +48,27 @@ class JobAccepted(Camel):
     job_id: str
     mode: Mode
     #: Channels switched off for this job (`SMS_ENABLED=false`...): accepted, but nothing will be sent.
+    warnings: list[str] = Field(default_factory=list)
+
+
+class JobBatch(Camel):
+    """`POST /v1/jobs/{jobName}/batch`: each item is one job's data, validated as the single route
+    validates it (a 422 names `items.3.to`)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class BatchJob(Camel):
+    job_id: str
+    #: Per job: in a batch that met a Redis outage, the jobs before it are queued, the others ran.
+    mode: Mode
+
+
+class BatchAccepted(Camel):
+    #: One per item, in the order of the items.
+    jobs: list[BatchJob]
     warnings: list[str] = Field(default_factory=list)
 
 
