@@ -2,7 +2,8 @@
 by one `envoi worker` process over STARTTLS to an aiosmtpd sink that holds each reply --delay seconds
 (a network's round trip). One connection per message (SMTP_POOL_MAX_MESSAGES=1, the baseline) against
 kept connections (SMTP_POOL_SIZE = the worker's concurrency), and a bare aiosmtplib client over as many
-kept connections, posting nothing (the ceiling: what the sink accepts with no queue, no API, no ledger).
+kept connections, posting nothing (the ceiling: what the sink accepts with no queue, no API, no ledger);
+between them, envoi's SMTP channel alone (its pool, no queue, API or ledger).
 
     .venv/bin/python bench/email_pipeline.py [-n 400] [--concurrency 20] [--delay 0.02] [--reps 1]
         [--redis-url URL] [--database-url postgresql://...]
@@ -31,6 +32,10 @@ from pathlib import Path
 import aiosmtplib
 
 from common import add_redis_argument, bench_environment
+from enqueue import obliterate
+from envoi.channels.base import OutgoingEmail
+from envoi.channels.email_smtp import SmtpEmailChannel
+from envoi.config import Settings
 from envoi.db.migrate import upgrade
 from idempotency import postgres_schema
 from processes import Sink, envoi_api, envoi_env, envoi_worker, load, percentile, slow_sink
@@ -38,6 +43,7 @@ from slow_smtp import certificate
 
 BASELINE = "one connection per message (baseline)"
 POOLED = "envoi, pooled"
+CHANNEL = "envoi SMTP channel alone, pooled"
 BARE = "bare aiosmtplib, kept connections"
 #: Clients posting at once: enough to keep the queue ahead of the worker.
 POSTERS = 20
@@ -92,6 +98,42 @@ async def bare(sink: Sink, cert: Path, n: int, connections: int) -> tuple[float,
     return n / (max(accepted.values()) - begin), percentile(latencies, 0.99)
 
 
+async def channel_alone(sink: Sink, cert: Path, n: int, concurrency: int) -> tuple[float, float]:
+    """envoi's SmtpEmailChannel (its pool, MIME building, error mapping) sending from `concurrency` tasks,
+    with no queue, API or ledger: what the pool costs beside the bare client."""
+    os.environ["SSL_CERT_FILE"] = str(cert)  # the channel trusts the sink as envoi's processes do
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        email_from="envoi <bench@envoi.test>",
+        smtp_host="127.0.0.1",
+        smtp_port=sink.port,
+        smtp_security="starttls",
+        smtp_pool_size=concurrency,
+        smtp_pool_max_messages=1000,
+    )
+    channel = SmtpEmailChannel(settings)
+    tag = f"chan{uuid.uuid4().hex[:8]}"
+    todo = iter(range(n))
+    latencies: list[float] = []
+
+    async def sender() -> None:
+        for i in todo:
+            begin = time.time()
+            await channel.send(
+                OutgoingEmail(
+                    to=f"user{i}@example.com", subject=f"{tag}-{i}", html="<p>Bonjour</p>", text="Bonjour",
+                    idempotency_key=f"{tag}-{i}",
+                )
+            )  # fmt: skip
+            latencies.append(time.time() - begin)
+
+    begin = time.time()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    await channel.aclose()
+    accepted = sink.accepted(tag)
+    return n / (max(accepted.values()) - begin), percentile(latencies, 0.99)
+
+
 @contextlib.asynccontextmanager
 async def database(base: str | None, folder: Path) -> AsyncIterator[str]:
     if base is None:
@@ -107,7 +149,7 @@ Results = dict[str, list[tuple[float, float]]]
 
 
 async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> Results:
-    results: Results = {BASELINE: [], POOLED: [], BARE: []}
+    results: Results = {BASELINE: [], POOLED: [], CHANNEL: [], BARE: []}
     timeout = 60 + args.n * args.delay * 12
     cert, key = certificate(folder)
     async with database(args.database_url, folder) as db:
@@ -121,14 +163,19 @@ async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> 
             }
             with envoi_api(env, folder / "api.log") as base_url:
                 for rep in range(args.reps):
-                    order = [BASELINE, POOLED, BARE] if rep % 2 == 0 else [BARE, POOLED, BASELINE]
-                    for kind in order:
+                    order = [BASELINE, POOLED, CHANNEL, BARE]
+                    for kind in order if rep % 2 == 0 else reversed(order):
                         if kind == BARE:
                             results[kind].append(await bare(sink, cert, args.n, args.concurrency))
+                            continue
+                        if kind == CHANNEL:
+                            results[kind].append(await channel_alone(sink, cert, args.n, args.concurrency))
                             continue
                         log = folder / f"worker-{rep}.log"
                         with envoi_worker({**env, **pools[kind]}, log, args.concurrency):
                             results[kind].append(await pipeline(base_url, sink, args.n, timeout))
+    if args.redis_url:
+        await obliterate(redis_url, prefix)
     return results
 
 
