@@ -8,7 +8,9 @@ connections) means retry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 
 import aiosmtplib
 
@@ -78,6 +80,9 @@ class SmtpEmailChannel:
         self.security = settings.smtp_security
         self.timeout = settings.smtp_timeout_s
 
+        #: Built at the first connection and kept: loading the trust store costs milliseconds of CPU,
+        #: which aiosmtplib would otherwise spend again on every connection.
+        self._tls: ssl.SSLContext | None = None
         self.pool = SmtpPool(
             self.connect,
             size=settings.smtp_pool_size,
@@ -87,6 +92,9 @@ class SmtpEmailChannel:
 
     async def connect(self) -> aiosmtplib.SMTP:
         """One connection, greeted, secured and logged in; every command bounded by SMTP_TIMEOUT_S."""
+        if self._tls is None and self.security is not SmtpSecurity.NONE:
+            # What aiosmtplib builds by default (verified certificate and host name), once.
+            self._tls = await asyncio.to_thread(ssl.create_default_context, ssl.Purpose.SERVER_AUTH)
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -96,6 +104,7 @@ class SmtpEmailChannel:
             # False, not None: aiosmtplib's None upgrades whenever the server offers STARTTLS.
             start_tls=self.security is SmtpSecurity.STARTTLS,
             timeout=self.timeout,
+            tls_context=self._tls,
         )
         try:
             await client.connect()
