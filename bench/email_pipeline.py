@@ -3,7 +3,8 @@ by one `envoi worker` process over STARTTLS to an aiosmtpd sink that holds each 
 (a network's round trip). One connection per message (SMTP_POOL_MAX_MESSAGES=1, the baseline) against
 kept connections (SMTP_POOL_SIZE = the worker's concurrency), and a bare aiosmtplib client over as many
 kept connections, posting nothing (the ceiling: what the sink accepts with no queue, no API, no ledger);
-between them, envoi's SMTP channel alone (its pool, no queue, API or ledger).
+between them, envoi's SMTP channel alone (no queue, API or ledger), with one connection per message and
+pooled: the pool's own ratio, apart from the queue's cost.
 
     .venv/bin/python bench/email_pipeline.py [-n 400] [--concurrency 20] [--delay 0.02] [--reps 1]
         [--redis-url URL] [--database-url postgresql://...]
@@ -43,6 +44,7 @@ from slow_smtp import certificate
 
 BASELINE = "one connection per message (baseline)"
 POOLED = "envoi, pooled"
+CHANNEL_BASE = "envoi SMTP channel alone, 1 conn/message"
 CHANNEL = "envoi SMTP channel alone, pooled"
 BARE = "bare aiosmtplib, kept connections"
 #: Clients posting at once: enough to keep the queue ahead of the worker.
@@ -98,7 +100,9 @@ async def bare(sink: Sink, cert: Path, n: int, connections: int) -> tuple[float,
     return n / (max(accepted.values()) - begin), percentile(latencies, 0.99)
 
 
-async def channel_alone(sink: Sink, cert: Path, n: int, concurrency: int) -> tuple[float, float]:
+async def channel_alone(
+    sink: Sink, cert: Path, n: int, concurrency: int, *, max_messages: int
+) -> tuple[float, float]:
     """envoi's SmtpEmailChannel (its pool, MIME building, error mapping) sending from `concurrency` tasks,
     with no queue, API or ledger: what the pool costs beside the bare client."""
     os.environ["SSL_CERT_FILE"] = str(cert)  # the channel trusts the sink as envoi's processes do
@@ -109,7 +113,7 @@ async def channel_alone(sink: Sink, cert: Path, n: int, concurrency: int) -> tup
         smtp_port=sink.port,
         smtp_security="starttls",
         smtp_pool_size=concurrency,
-        smtp_pool_max_messages=1000,
+        smtp_pool_max_messages=max_messages,
     )
     channel = SmtpEmailChannel(settings)
     tag = f"chan{uuid.uuid4().hex[:8]}"
@@ -149,7 +153,7 @@ Results = dict[str, list[tuple[float, float]]]
 
 
 async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> Results:
-    results: Results = {BASELINE: [], POOLED: [], CHANNEL: [], BARE: []}
+    results: Results = {BASELINE: [], POOLED: [], CHANNEL_BASE: [], CHANNEL: [], BARE: []}
     timeout = 60 + args.n * args.delay * 12
     cert, key = certificate(folder)
     async with database(args.database_url, folder) as db:
@@ -163,13 +167,17 @@ async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> 
             }
             with envoi_api(env, folder / "api.log") as base_url:
                 for rep in range(args.reps):
-                    order = [BASELINE, POOLED, CHANNEL, BARE]
+                    order = [BASELINE, POOLED, CHANNEL_BASE, CHANNEL, BARE]
                     for kind in order if rep % 2 == 0 else reversed(order):
                         if kind == BARE:
                             results[kind].append(await bare(sink, cert, args.n, args.concurrency))
                             continue
-                        if kind == CHANNEL:
-                            results[kind].append(await channel_alone(sink, cert, args.n, args.concurrency))
+                        if kind in (CHANNEL, CHANNEL_BASE):
+                            per = 1 if kind == CHANNEL_BASE else 1000
+                            alone = await channel_alone(
+                                sink, cert, args.n, args.concurrency, max_messages=per
+                            )
+                            results[kind].append(alone)
                             continue
                         log = folder / f"worker-{rep}.log"
                         with envoi_worker({**env, **pools[kind]}, log, args.concurrency):
@@ -200,8 +208,10 @@ def main() -> None:
         rate = statistics.median(r for r, _ in values)
         p99 = statistics.median(p for _, p in values)
         print(f"{name:40} {rate:11.0f} {p99 * 1000:9.0f} {rate / base:10.2f}")
-    pooled, ceiling = (statistics.median(r for r, _ in results[k]) for k in (POOLED, BARE))
-    print(f"pooled / bare aiosmtplib: {pooled / ceiling:.2f}")
+    rate = {kind: statistics.median(r for r, _ in values) for kind, values in results.items()}
+    print(f"envoi pooled / bare aiosmtplib: {rate[POOLED] / rate[BARE]:.2f}")
+    print(f"channel alone: pooled / 1 conn per message: {rate[CHANNEL] / rate[CHANNEL_BASE]:.2f}")
+    print(f"channel alone, pooled / bare aiosmtplib: {rate[CHANNEL] / rate[BARE]:.2f}")
 
 
 if __name__ == "__main__":
