@@ -95,9 +95,13 @@ class SmtpPool:
         """QUIT on every idle connection (bounded by QUIT_TIMEOUT_S each, in parallel)."""
         self._generation += 1
         idle, self._idle = self._idle, []
+        if self._loop is not asyncio.get_running_loop():
+            for kept in idle:  # another loop's connections: no QUIT can be said from here
+                self._discard(kept)
+            return
         for kept in idle:
             self._retire(kept)
-        if self._quitting and self._loop is asyncio.get_running_loop():
+        if self._quitting:
             await asyncio.wait(list(self._quitting))
 
     def _bind(self) -> None:
