@@ -350,6 +350,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_security: SmtpSecurity = SmtpSecurity.NONE
     smtp_timeout_s: float = Field(30, gt=0)
+    #: Connections kept open to the SMTP server, at most (sends beyond wait for one to come free).
+    smtp_pool_size: int = Field(10, ge=1, le=1000)
+    #: A kept connection unused this long is closed (QUIT); most servers drop idle clients after 60 s+.
+    smtp_pool_idle_s: float = Field(30, gt=0)
+    #: Messages sent over one connection before it is closed and another opened; 1 is one connection
+    #: per message (no reuse).
+    smtp_pool_max_messages: int = Field(100, ge=1)
     outbox_dir: Path = Path("./var/outbox")
 
     # --- SMS and WhatsApp -----------------------------------------------------------------------
