@@ -26,6 +26,7 @@ from envoi.errors import DeferredError, QueueUnavailableError, Retry, TransientD
 from envoi.queue import heartbeat
 from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
 from envoi.queue.failures import final_failure, is_final_failure
+from envoi.queue.fetch_next import worker_class
 from envoi.queue.inspect import worker_name
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
@@ -92,8 +93,12 @@ class Worker:
         *,
         queues: Sequence[str] = (NOTIFICATIONS_QUEUE,),
         concurrency: int | None = None,
+        fetch_next: bool = True,
     ) -> None:
         self.envoi = envoi
+        #: Complete a job and take the next in one script call (`envoi.queue.fetch_next`) on the bullmq
+        #: versions that is tested with; False: bullmq's own worker (the benchmark's comparison).
+        self.fetch_next = fetch_next
         self.settings = envoi.settings
         self.queues = tuple(queues)
         self.concurrency = concurrency or self.settings.worker_concurrency
@@ -133,8 +138,9 @@ class Worker:
         """Connect and start taking jobs. `QueueUnavailableError` at once when Redis does not answer:
         bullmq's own client would retry for minutes; a supervisor restarting `envoi worker` is clearer."""
         await self.envoi.queue.ping()
+        bull_worker = worker_class() if self.fetch_next else BullWorker
         for queue in self.queues:
-            worker = BullWorker(queue, self._processor(queue), self.worker_options())
+            worker = bull_worker(queue, self._processor(queue), self.worker_options())
             install_retry(worker.client, f"{queue} worker")
             install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
