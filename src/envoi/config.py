@@ -309,6 +309,11 @@ class Settings(BaseSettings):
 
     #: How often the worker writes its heartbeat (`envoi worker --health` reads it).
     worker_heartbeat_interval_s: float = Field(10, gt=0)
+    #: `envoi worker --processes N`: a worker process that dies is started again after this delay, doubled
+    #: at each death in a row up to WORKER_RESTART_BACKOFF_MAX_S (a crash loop does not spin); a process
+    #: that ran a minute starts the count afresh.
+    worker_restart_backoff_s: float = Field(1, gt=0)
+    worker_restart_backoff_max_s: float = Field(30, gt=0)
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/envoi.db"
