@@ -162,6 +162,18 @@ class DeliveryLedger:
             )
             return row
 
+    async def withheld(self, *, limit: int) -> list[MessageDelivery]:
+        """The latest messages that were not sent on purpose (CANCELLED, SUPPRESSED), newest first: the
+        admin page lists them with their reason."""
+        async with self.db.session(bounded=True) as session:
+            rows = await session.scalars(
+                select(MessageDelivery)
+                .where(MessageDelivery.status.in_([S.CANCELLED, S.SUPPRESSED]))
+                .order_by(MessageDelivery.id.desc())
+                .limit(limit)
+            )
+            return list(rows)
+
     async def claim(
         self, *, key: str, channel: str, provider: str, recipient: str, template_key: str | None = None
     ) -> Claim:

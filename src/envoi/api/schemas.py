@@ -343,3 +343,18 @@ class TemplateProblem(Problem):
 
     template: str
     line: int | None
+
+
+class WithheldItem(Camel):
+    """A ledger row of a message not sent on purpose (the admin page's "Withheld messages")."""
+
+    id: str
+    channel: str
+    #: Masked.
+    recipient: str
+    template_key: str | None
+    #: CANCELLED (channel off, schedule cancelled) or SUPPRESSED (the recipient's preferences).
+    status: str
+    code: str | None
+    reason: str | None
+    updated_at: datetime

@@ -21,6 +21,7 @@ from envoi.api.schemas import (
     QueueState,
     RetryAccepted,
     RetryFailedAgain,
+    WithheldItem,
 )
 from envoi.channels import provider_report
 from envoi.db.models import FailedJob, FailedJobStatus
@@ -35,6 +36,7 @@ from envoi.dead_letters.service import (
     row_as_dict,
 )
 from envoi.errors import QueueUnavailableError
+from envoi.masking import mask_recipient
 from envoi.queue.names import QUEUE_NAMES
 from envoi.runtime import Envoi
 
@@ -97,6 +99,28 @@ async def queues(envoi: EnvoiDep) -> QueuesOverview:
         queues=states,
         providers=[ProviderStatus.model_validate(report, from_attributes=True) for report in reports],
     )
+
+
+@router.get("/withheld", response_model=list[WithheldItem])
+async def withheld_messages(
+    envoi: EnvoiDep, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20
+) -> list[WithheldItem]:
+    """The latest messages not sent on purpose: a channel switched off, a cancelled schedule
+    (CANCELLED), the recipient's preferences (SUPPRESSED); recipients masked."""
+    rows = await envoi.ledger.withheld(limit=limit)
+    return [
+        WithheldItem(
+            id=row.id,
+            channel=row.channel,
+            recipient=mask_recipient(row.recipient),
+            template_key=row.template_key,
+            status=row.status,
+            code=row.error_code,
+            reason=row.error_message,
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    ]
 
 
 @router.get("/failed-jobs", response_model=FailedJobPage)
