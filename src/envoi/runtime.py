@@ -41,6 +41,7 @@ from envoi.dead_letters.service import FailedJobService
 from envoi.deliveries import DeliveryLedger
 from envoi.errors import ConfigError
 from envoi.events import EventBus
+from envoi.notifications.digest import InboxDigests
 from envoi.notifications.handlers import NotificationHandlers
 from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.notifications.schedule import ScheduleBook
@@ -135,6 +136,15 @@ class Envoi:
         self.notifications = NotificationsService(
             settings=settings, queue=self.queue, schedule=self.schedule, policy=self.policy
         )
+        #: The in-app digest (DIGEST_WINDOW): armed by the in-app handler, sent by its own job.
+        self.digests = InboxDigests(
+            db=self.db,
+            queue=self.queue,
+            preferences=self.preferences,
+            renderer=self.notifications.renderer,
+            window=settings.digest_window,
+            locale=settings.default_locale,
+        )
         self.webhooks = WebhookEndpointService(db=self.db, queue=self.queue, settings=settings)
         self.channels: Channels | None = None
         self._webhook_http: httpx.AsyncClient | None = None
@@ -145,8 +155,14 @@ class Envoi:
                 else Channels.from_settings(settings, self.db, limiter=self.queue.rate_limits)
             )
             NotificationHandlers(
-                self.channels, self.ledger, self.schedule, events=self.events, policy=self.policy
+                self.channels,
+                self.ledger,
+                self.schedule,
+                events=self.events,
+                policy=self.policy,
+                digests=self.digests,
             ).register(self.registry)
+            self.digests.register(self.registry)
             if self.unsubscribe_tokens is None:
                 log.warning("UNSUBSCRIBE_SECRET is unset: marketing emails go without an unsubscribe link")
             self._webhook_http = webhook_client(settings)

@@ -50,6 +50,7 @@ from envoi.errors import DeferredError, DeliveryError, is_permanent
 from envoi.events import EventBus, EventType
 from envoi.masking import mask_recipient
 from envoi.metrics import CHANNEL_DISABLED
+from envoi.notifications.digest import InboxDigests
 from envoi.notifications.jobs import (
     CreateInAppNotificationJob,
     JobMetadata,
@@ -88,6 +89,7 @@ class NotificationHandlers:
         *,
         events: EventBus,
         policy: RecipientPolicy | None = None,
+        digests: InboxDigests | None = None,
     ) -> None:
         self.channels = channels
         self.ledger = ledger
@@ -95,6 +97,8 @@ class NotificationHandlers:
         self.events = events
         #: None: every message is sent as it comes (no preferences, no quiet hours).
         self.policy = policy
+        #: Arms the user's in-app digest (DIGEST_WINDOW) on each new in-app notification.
+        self.digests = digests
 
     def register(self, registry: HandlerRegistry) -> None:
         """Each handler with its job's model: the registry parses the data once and hands it over."""
@@ -169,6 +173,8 @@ class NotificationHandlers:
         )
         if receipt.duplicate:
             log.info("In-app notification %s already created: skipped", receipt.provider_message_id)
+        elif self.digests is not None:
+            await self.digests.notified(job.user_id)
         result = {
             "status": "skipped" if receipt.duplicate else "created",
             "notificationId": receipt.provider_message_id,
