@@ -31,6 +31,12 @@ async def test_a_preference_changed_while_the_job_waits_suppresses_it_at_send_ti
     start_api: Callable[..., Awaitable[Api]], smtp_sink: SmtpSink
 ) -> None:
     api = await start_api(abandon_recovery_schedule="2s")
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    async def collect(event_type: str, data: dict[str, Any]) -> None:
+        events.append((event_type, data))
+
+    api.envoi.events.subscribe(collect)
     body = {"email": LEAD, "resumeUrl": "https://app.example.com/f"}
     answer = await api.client.post("/v1/flows/abandon-recovery", json=body)
     [job] = answer.json()["jobs"]
@@ -53,6 +59,9 @@ async def test_a_preference_changed_while_the_job_waits_suppresses_it_at_send_ti
     [withheld] = (await api.admin.get("/v1/admin/withheld")).json()
     assert withheld["status"] == "SUPPRESSED" and withheld["recipient"] != LEAD
     assert withheld["templateKey"] == "abandon_recovery" and "opted out" in withheld["reason"]
+    # The webhook event says why: SUPPRESSED, not the CANCELLED of a channel switched off.
+    [(event_type, data)] = events
+    assert (event_type, data["status"], data["deliveryId"]) == ("message.suppressed", "SUPPRESSED", row.id)
 
 
 async def test_turning_marketing_back_on_sends_again(
