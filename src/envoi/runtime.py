@@ -163,8 +163,6 @@ class Envoi:
                 digests=self.digests,
             ).register(self.registry)
             self.digests.register(self.registry)
-            if self.unsubscribe_tokens is None:
-                log.warning("UNSUBSCRIBE_SECRET is unset: marketing emails go without an unsubscribe link")
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
             self.events.subscribe(self.webhooks.publish)

@@ -57,7 +57,11 @@ async def test_marketing_waits_until_the_window_ends_and_transactional_goes_now(
     receipt = await api.envoi.queue.enqueue_job(NOTIFICATIONS_QUEUE, email("Receipt", timezone=ZONE))
     [sent] = await eventually(lambda: smtp_sink.messages, message="the transactional email")
     assert sent.message["Subject"] == "Receipt"
-    assert await job_state(api.envoi, NOTIFICATIONS_QUEUE, receipt.job_id) in ("completed", "unknown")
+
+    async def receipt_done() -> bool:
+        return await job_state(api.envoi, NOTIFICATIONS_QUEUE, receipt.job_id) in ("completed", "unknown")
+
+    await eventually(receipt_done, message="the transactional job completed")
 
     async def delayed() -> bool:
         return await job_state(api.envoi, NOTIFICATIONS_QUEUE, promo.job_id) == "delayed"

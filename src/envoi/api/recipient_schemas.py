@@ -11,8 +11,8 @@ from envoi.addresses import EmailAddress
 from envoi.api.schemas import Body, Camel
 from envoi.notifications.jobs import CategoryName, TimeZoneName
 
-#: `envoi.channels.base.ChannelName`'s values, spelled out so the OpenAPI schema lists them.
-ChannelLiteral = Literal["email", "sms", "whatsapp", "inapp"]
+#: `envoi.recipients.service.CHANNEL_NAMES`, spelled out so the OpenAPI schema lists them.
+ChannelLiteral = Literal["email", "sms", "whatsapp"]
 
 
 class PreferenceIn(Body):

@@ -95,7 +95,7 @@ def show(recipient: RecipientArg, as_json: JsonOpt = False) -> None:
 @app.command("set")
 def set_(
     recipient: RecipientArg,
-    channel: Annotated[str | None, typer.Option(help="email, sms, whatsapp or inapp")] = None,
+    channel: Annotated[str | None, typer.Option(help="email, sms or whatsapp")] = None,
     category: Annotated[str, typer.Option(help="marketing (transactional is always on)")] = "marketing",
     enabled: Annotated[
         bool | None, typer.Option("--on/--off", help="Turn the channel's category on or off")

@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 #: The channels a preference may name: `envoi.channels.base.ChannelName`'s values (that module is a
-#: sibling this one does not import).
-CHANNEL_NAMES = ("email", "sms", "whatsapp", "inapp")
+#: sibling this one does not import) but `inapp`: an inbox row interrupts nobody, so in-app
+#: notifications are always created (the digest is what reaches the user, by email).
+CHANNEL_NAMES = ("email", "sms", "whatsapp")
 #: Sources a preference may come from (`recipient_preferences.source`).
 SOURCES = ("api", "cli", "unsubscribe")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
@@ -63,6 +63,10 @@ _pages = Environment(
     auto_reload=False,
 )
 Lang = Annotated[str | None, Query(max_length=5)]
+REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not an unsubscribe token (an HTML page)"},
+    404: {"description": "A forged or altered token, or UNSUBSCRIBE_SECRET unset (an HTML page)"},
+}
 
 
 def _page(state: str, locale: str, recipient: str = "", *, status_code: int = 200) -> HTMLResponse:
@@ -88,7 +92,12 @@ def _read(envoi: Envoi, token: str, locale: str) -> UnsubscribeToken | HTMLRespo
         return _page("invalid", locale, status_code=404)
 
 
-@router.get("/{token}", response_class=HTMLResponse, summary="The unsubscribe page (changes nothing)")
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    responses=REFUSED,
+    summary="The unsubscribe page (changes nothing)",
+)
 async def unsubscribe_page(token: str, envoi: EnvoiDep, lang: Lang = None) -> HTMLResponse:
     locale = _locale(envoi, lang)
     read = _read(envoi, token, locale)
@@ -97,7 +106,9 @@ async def unsubscribe_page(token: str, envoi: EnvoiDep, lang: Lang = None) -> HT
     return _page("ask", locale, mask_recipient(read.recipient))
 
 
-@router.post("/{token}", response_class=HTMLResponse, summary="One-click unsubscribe (RFC 8058)")
+@router.post(
+    "/{token}", response_class=HTMLResponse, responses=REFUSED, summary="One-click unsubscribe (RFC 8058)"
+)
 async def unsubscribe(token: str, envoi: EnvoiDep, lang: Lang = None) -> HTMLResponse:
     locale = _locale(envoi, lang)
     read = _read(envoi, token, locale)
