@@ -51,6 +51,15 @@ ROOT = Path(__file__).resolve().parents[2]
             ["QUEUE_ENABLED=false, SMTP (baseline)", "queued (202, job in Redis)"],
         ),
         (
+            "recipient_policy.py",
+            ["-n", "20"],
+            [
+                "SQL round trip, SQLite (SELECT 1, the floor)",
+                "transactional, SQLite",
+                "marketing, opted out, SQLite",
+            ],
+        ),
+        (
             "retry_latency.py",
             ["-n", "2", "--backoff-ms", "100"],
             ["bullmq Worker (baseline)", "envoi Worker"],

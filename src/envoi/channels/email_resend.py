@@ -89,7 +89,7 @@ class ResendEmailChannel:
             "to": [message.to],
             "subject": message.subject,
             "html": message.html,
-            "headers": {REFERENCE_HEADER: reference(message.idempotency_key)},
+            "headers": {REFERENCE_HEADER: reference(message.idempotency_key), **dict(message.headers)},
         }
         if message.text is not None:
             payload["text"] = message.text

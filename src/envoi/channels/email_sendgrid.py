@@ -98,7 +98,7 @@ class SendGridEmailChannel:
             "from": self.sender,
             "subject": message.subject,
             "content": content,
-            "headers": {REFERENCE_HEADER: reference(message.idempotency_key)},
+            "headers": {REFERENCE_HEADER: reference(message.idempotency_key), **dict(message.headers)},
             "custom_args": {IDEMPOTENCY_ARG: message.idempotency_key},
         }
         if self.reply_to:
