@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
@@ -26,6 +26,7 @@ from envoi.errors import DeferredError, QueueUnavailableError, Retry, TransientD
 from envoi.queue import heartbeat
 from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
 from envoi.queue.failures import final_failure, is_final_failure
+from envoi.queue.fetch_next import worker_class
 from envoi.queue.inspect import worker_name
 from envoi.queue.jobs import FinalFailure, JobContext
 from envoi.queue.names import NOTIFICATIONS_QUEUE
@@ -35,6 +36,7 @@ from envoi.runtime import Envoi
 from envoi.validation import check_sizes
 
 log = logging.getLogger("envoi.worker")
+T = TypeVar("T")
 
 #: How long close() waits on each of its last steps (a forced close, stragglers) before moving on.
 FORCE_CLOSE_S = 2.0
@@ -92,8 +94,12 @@ class Worker:
         *,
         queues: Sequence[str] = (NOTIFICATIONS_QUEUE,),
         concurrency: int | None = None,
+        fetch_next: bool = True,
     ) -> None:
         self.envoi = envoi
+        #: Complete a job and take the next in one script call (`envoi.queue.fetch_next`) on the bullmq
+        #: versions that is tested with; False: bullmq's own worker (the benchmark's comparison).
+        self.fetch_next = fetch_next
         self.settings = envoi.settings
         self.queues = tuple(queues)
         self.concurrency = concurrency or self.settings.worker_concurrency
@@ -133,8 +139,9 @@ class Worker:
         """Connect and start taking jobs. `QueueUnavailableError` at once when Redis does not answer:
         bullmq's own client would retry for minutes; a supervisor restarting `envoi worker` is clearer."""
         await self.envoi.queue.ping()
+        bull_worker = worker_class() if self.fetch_next else BullWorker
         for queue in self.queues:
-            worker = BullWorker(queue, self._processor(queue), self.worker_options())
+            worker = bull_worker(queue, self._processor(queue), self.worker_options())
             install_retry(worker.client, f"{queue} worker")
             install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
@@ -149,6 +156,9 @@ class Worker:
             await worker.blockingRedisConnection.getRedisVersion()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
         await _check_server(self.envoi.queue)
+        if self.envoi.unsubscribe_tokens is None:
+            # Said where marketing emails are sent, not by every command that builds an Envoi.
+            log.warning("UNSUBSCRIBE_SECRET is unset: marketing emails go without an unsubscribe link")
         self._companion_tasks = [
             asyncio.create_task(
                 companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"
@@ -175,6 +185,9 @@ class Worker:
     def _processor(self, queue: str) -> Callable[[Any, str], Awaitable[Any]]:
         registry = self.envoi.registry
         settings = self.settings
+        # One histogram child per job name, looked up once: `labels()` takes a lock and builds a key
+        # on every call, a visible share of a no-op job's time in the profile (docs/benchmarks.md).
+        durations = _by_name(lambda name: metrics.JOB_DURATION.labels(queue, name))
 
         async def process(job: Any, token: str) -> Any:
             context = JobContext(
@@ -208,7 +221,7 @@ class Worker:
                 _plan_retry(job, exc)
                 raise
             finally:
-                metrics.JOB_DURATION.labels(queue, job.name).observe(time.perf_counter() - started)
+                durations(job.name).observe(time.perf_counter() - started)
 
         return process
 
@@ -220,8 +233,10 @@ class Worker:
         task.add_done_callback(self._pending.discard)
 
     def _on_completed(self, queue: str) -> Callable[..., None]:
+        completed = _by_name(lambda name: metrics.JOBS_COMPLETED.labels(queue, name))
+
         def listener(job: Any, _result: Any = None, *_: Any) -> None:
-            metrics.JOBS_COMPLETED.labels(queue, job.name).inc()
+            completed(job.name).inc()
 
         return listener
 
@@ -325,6 +340,19 @@ class Worker:
         finally:
             signalled.cancel()
             await self.close()
+
+
+def _by_name(make: Callable[[str], T]) -> Callable[[str], T]:
+    """`make(name)`, memoised: a metric's child per job name (names are few: the registry's)."""
+    made: dict[str, T] = {}
+
+    def get(name: str) -> T:
+        found = made.get(name)
+        if found is None:
+            found = made[name] = make(name)
+        return found
+
+    return get
 
 
 async def _finish(tasks: list[asyncio.Task[Any]]) -> None:

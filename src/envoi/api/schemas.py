@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress
 from envoi.events import EventType
+from envoi.notifications.jobs import TimeZoneName
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
 from envoi.validation import CleanInput
@@ -160,6 +161,8 @@ class AbandonRecoveryRequest(Body):
     abandon_id: EntityId | None = None
     #: Shown in the last email of the sequence only (escaped: text, not HTML).
     offer: str | None = Field(None, min_length=1, max_length=500)
+    #: The lead's IANA time zone: quiet hours are counted in it (DEFAULT_TIMEZONE when absent).
+    timezone: TimeZoneName | None = None
 
 
 # --- inbox ----------------------------------------------------------------------------------------
@@ -237,6 +240,26 @@ class FailedJobItem(Camel):
     failed_on_invalid_data: bool = False
     #: The fields its job's model refuses today (a retry would be refused), or null.
     data_problems: dict[str, str] | None = None
+
+
+class DeliveryItem(Camel):
+    """A row of the delivery ledger, recipient masked."""
+
+    id: str
+    channel: str
+    provider: str
+    recipient: str
+    status: str
+    template_key: str | None
+    error_code: str | None
+    #: Why it ended so (addresses masked): `SMS_ENABLED=false`, `not sent: its schedule is CANCELLED`.
+    error_message: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class DeliveryPage(Camel):
+    items: list[DeliveryItem]
 
 
 class FailedJobPage(Camel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 from typing import Annotated
@@ -12,9 +13,11 @@ from prometheus_client import start_http_server
 
 from envoi import shutdown
 from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
+from envoi.cli.supervisor import supervise, worker_argv
 from envoi.config import Settings
 from envoi.db.migrate import pending_message, upgrade
 from envoi.errors import ConfigError
+from envoi.masking import MaskingFilter
 from envoi.queue.heartbeat import health as worker_health
 from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
 from envoi.runtime import Envoi, import_job_modules
@@ -61,9 +64,19 @@ def worker(
         bool,
         typer.Option("--health", help="Exit 0 if a worker on this host is alive (its heartbeat), else 1"),
     ] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Worker processes under one supervisor, which starts a dead one again and forwards "
+            "SIGTERM/SIGINT (without it: this process is the worker)",
+        ),
+    ] = None,
 ) -> None:
     """Process jobs until SIGTERM/SIGINT (running jobs get WORKER_SHUTDOWN_TIMEOUT_S to finish; a second
-    signal exits at once)."""
+    signal exits at once). With --processes N, N such processes under a supervisor: the command exits 1
+    if one of them could not stop in time."""
     configure_logging()
     settings = settings_or_exit()
     if health:
@@ -80,6 +93,10 @@ def worker(
         typer.echo("envoi: QUEUE_ENABLED=false: there is no queue to work (jobs run inline)", err=True)
         raise typer.Exit(EXIT_USAGE)
     import_jobs_or_exit(settings, jobs)
+    if processes is not None:
+        # Checked here once (settings, queues, job modules), not N times in a restart loop.
+        argv = worker_argv(concurrency=concurrency, queues=queue or (), jobs=jobs or ())
+        raise typer.Exit(supervise(settings, argv, processes))
 
     if settings.worker_metrics_port:
         # The worker's counters live in its own process: it serves them itself (the API's /metrics
@@ -147,10 +164,16 @@ def api(
     if behind is not None:
         typer.echo(f"envoi: {behind}", err=True)
         raise typer.Exit(EXIT_USAGE)
+    # uvicorn's own handlers (its access log shows paths, which may name a recipient) mask as envoi's do.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"mask": {"()": MaskingFilter}}
+    for handler in log_config["handlers"].values():
+        handler["filters"] = ["mask"]
     uvicorn.run(
         create_app(),
         host=bind,
         port=port or settings.envoi_port,
         log_level="info",
+        log_config=log_config,
         proxy_headers=False,
     )
