@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 
 from envoi.addresses import email_address
 from envoi.errors import ConfigError
+from envoi.quiet_hours import QuietHours
 
 #: Locales for which templates exist.
 LOCALES = ("fr", "en")
@@ -84,6 +85,9 @@ def parse_schedule(text: str) -> tuple[timedelta, ...]:
         raise ValueError("each step must come later than the one before (such as 1d,3d,6d)")
     return steps
 
+
+#: The shortest UNSUBSCRIBE_SECRET accepted: an HMAC key guessable in less is no signature.
+MIN_SECRET_LENGTH = 32
 
 #: A delivery's lease over the worker's lock (`Settings.delivery_lease_s`).
 LEASE_OVER_LOCK = 1.25
@@ -355,6 +359,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_security: SmtpSecurity = SmtpSecurity.NONE
     smtp_timeout_s: float = Field(30, gt=0)
+    #: Connections kept open to the SMTP server, at most (sends beyond wait for one to come free).
+    smtp_pool_size: int = Field(10, ge=1, le=1000)
+    #: A kept connection unused this long is closed (QUIT); most servers drop idle clients after 60 s+.
+    smtp_pool_idle_s: float = Field(30, gt=0)
+    #: Messages sent over one connection before it is closed and another opened; 1 is one connection
+    #: per message (no reuse).
+    smtp_pool_max_messages: int = Field(100, ge=1)
     outbox_dir: Path = Path("./var/outbox")
 
     # --- SMS and WhatsApp -----------------------------------------------------------------------
@@ -424,6 +435,15 @@ class Settings(BaseSettings):
     admin_session_max_age_s: int = Field(12 * 3600, gt=0)
     alert_webhook_url: AnyHttpUrl | None = None
     alert_min_interval_s: float = Field(300, ge=0)
+
+    # --- recipients (docs/recipients.md) ---------------------------------------------------------
+    #: Signs the one-click unsubscribe links (HMAC-SHA256), at least 32 characters; unset: marketing
+    #: emails go without an unsubscribe link (a warning at start) and /v1/unsubscribe answers 404.
+    unsubscribe_secret: SecretStr | None = None
+    #: When marketing messages wait, in the recipient's time zone: `21:00-08:00`; empty: never.
+    quiet_hours: str = ""
+    #: In-app notifications still unread this long after the first are summed up in one email; unset: off.
+    digest_window: timedelta | None = None
 
     #: Why SMS or WhatsApp is off, by channel name (`sms`, `whatsapp`), set when the flags are resolved.
     _channels_off: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -519,6 +539,36 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"not a module path: {', '.join(map(repr, bad))} (expected myapp.jobs,other.module)"
                 )
+        return value
+
+    @field_validator("unsubscribe_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)")
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        window = QuietHours.parse(value)
+        return str(window) if window else ""
+
+    @field_validator("digest_window", mode="before")
+    @classmethod
+    def _digest_window(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("", "0", "off", "false"):
+                return None
+            return parse_duration(text)
+        return value
+
+    @field_validator("digest_window")
+    @classmethod
+    def _positive_window(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration (90s, 15m, 2h), or empty for no digest")
         return value
 
     @field_validator("abandon_recovery_schedule")

@@ -1,7 +1,8 @@
 """The delivery ledger (`message_deliveries`): each message is claimed before it is sent, so it leaves once.
 
     claim ──► SENDING (lease, renewed while the send runs) ──► send ──► mark_sent ──► SENT
-                                                                  └──► mark_failed ──► FAILED
+                                                                  ├──► mark_failed ──► FAILED
+                                                                  └──► release ──► PENDING (postponed)
     SENT ──► DELIVERED | UNDELIVERED       the provider's status callback (`apply_provider_status`)
 
 Every move is one conditional UPDATE built from `TRANSITIONS`, the one table of what may follow what,
@@ -54,6 +55,8 @@ class Move(StrEnum):
     SENT = "sent"
     FAIL = "fail"
     CANCEL = "cancel"
+    RELEASE = "release"
+    SUPPRESS = "suppress"
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
 
@@ -72,9 +75,13 @@ TRANSITIONS: dict[Move, Transition] = {
     Move.CLAIM: Transition(frozenset({S.PENDING, S.FAILED, S.SENDING}), S.SENDING, lease="expired"),
     Move.RENEW: Transition(frozenset({S.SENDING}), S.SENDING, lease="own"),
     # Not fenced: the message left, whoever holds the row now; only a provider's verdict stays.
-    Move.SENT: Transition(frozenset({S.PENDING, S.SENDING, S.FAILED, S.CANCELLED}), S.SENT),
+    Move.SENT: Transition(frozenset({S.PENDING, S.SENDING, S.FAILED, S.CANCELLED, S.SUPPRESSED}), S.SENT),
     Move.FAIL: Transition(frozenset({S.SENDING}), S.FAILED, lease="own"),
     Move.CANCEL: Transition(frozenset({S.PENDING, S.FAILED}), S.CANCELLED),
+    # Postponed before anything left (a rate limit's slot too far away): not a failure, sendable again.
+    Move.RELEASE: Transition(frozenset({S.SENDING}), S.PENDING, lease="own"),
+    # The recipient's preferences: withheld as a cancel is, with its own status (docs/recipients.md).
+    Move.SUPPRESS: Transition(frozenset({S.PENDING, S.FAILED}), S.SUPPRESSED),
     # A callback may overtake mark_sent (SENDING); "read" follows "delivered" (DELIVERED).
     Move.DELIVERED: Transition(frozenset({S.SENDING, S.SENT, S.DELIVERED}), S.DELIVERED),
     # Accepted, then lost by the carrier: final, never sent again (a resend could arrive twice).
@@ -90,6 +97,10 @@ PROVIDER_STATUSES = {
     "undelivered": Move.UNDELIVERED,
     "failed": Move.UNDELIVERED,
 }
+#: The statuses of messages envoi decided not to send (a channel off, a schedule cancelled, the
+#: recipient's preferences), which the
+#: admin page lists beside the dead letters.
+NOT_SENT_STATUSES = (S.CANCELLED, S.SUPPRESSED)
 KEY_MAX_LENGTH = 255
 #: Bounds on what a provider's error may write into the row.
 ERROR_CODE_MAX, ERROR_MESSAGE_MAX = 50, 2000
@@ -158,6 +169,17 @@ class DeliveryLedger:
                 select(MessageDelivery).where(MessageDelivery.idempotency_key == key)
             )
             return row
+
+    async def latest(self, statuses: tuple[DeliveryStatus, ...], *, limit: int) -> list[MessageDelivery]:
+        """The rows in these statuses, last changed first."""
+        async with self.db.session(bounded=True) as session:
+            query = (
+                select(MessageDelivery)
+                .where(MessageDelivery.status.in_([str(status) for status in statuses]))
+                .order_by(MessageDelivery.updated_at.desc(), MessageDelivery.id.desc())
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
 
     async def claim(
         self, *, key: str, channel: str, provider: str, recipient: str, template_key: str | None = None
@@ -269,6 +291,13 @@ class DeliveryLedger:
             count_attempt=True,
         )
 
+    async def release(self, claim: Claim) -> bool:
+        """Give the row back untouched by this run (PENDING, no lease): the job was postponed before its
+        message left (`DeferredError`), unless another run took the row over meanwhile."""
+        return await self._move(
+            Move.RELEASE, claim.delivery_id, token=claim.lease_expires_at, lease_expires_at=None
+        )
+
     async def cancel(
         self,
         *,
@@ -279,28 +308,33 @@ class DeliveryLedger:
         template_key: str | None = None,
         reason: str,
         code: str = "CHANNEL_DISABLED",
+        move: Literal[Move.CANCEL, Move.SUPPRESS] = Move.CANCEL,
     ) -> DeliveryStatus:
         """Record a message that will not be sent (its channel is disabled: CHANNEL_DISABLED; its schedule
-        was cancelled or replaced: SCHEDULE_*). Returns the row's status: CANCELLED, or the final status
-        an earlier run left (a SENT row stays SENT)."""
+        was cancelled or replaced: SCHEDULE_*; with `Move.SUPPRESS`, the recipient opted out:
+        RECIPIENT_OPTED_OUT). Returns the row's status: CANCELLED (SUPPRESSED), or the final status an
+        earlier run left (a SENT row stays SENT)."""
+        target = TRANSITIONS[move].target
         row = _row(
             key,
             channel,
             provider,
             recipient,
             template_key,
-            status=DeliveryStatus.CANCELLED,
+            status=target,
             error_code=code[:ERROR_CODE_MAX],
             error_message=reason[:ERROR_MESSAGE_MAX],
         )
         if await self._insert_new(row):
-            return DeliveryStatus.CANCELLED
+            return target
         existing = await self.get(key)
         if existing is None:
-            return DeliveryStatus.CANCELLED
-        await self._move(Move.CANCEL, existing.id, error_code=code[:ERROR_CODE_MAX])
+            return target
+        await self._move(
+            move, existing.id, error_code=code[:ERROR_CODE_MAX], error_message=reason[:ERROR_MESSAGE_MAX]
+        )
         existing = await self.get(key)
-        return DeliveryStatus(existing.status) if existing else DeliveryStatus.CANCELLED
+        return DeliveryStatus(existing.status) if existing else target
 
     async def apply_provider_status(
         self, *, provider_message_id: str, status: str, error_code: str | None

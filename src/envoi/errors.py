@@ -62,7 +62,8 @@ class ConfigError(EnvoiError):
 
 class DeferredError(EnvoiError):
     """The job cannot go on before `until` (aware UTC), and trying earlier is not a failure: another run
-    holds the lease on its message. The job is postponed, its attempts untouched."""
+    holds the lease on its message, or a marketing message waits out the recipient's quiet hours. The
+    job is postponed, its attempts untouched."""
 
     def __init__(self, message: str, *, until: datetime) -> None:
         super().__init__(message)

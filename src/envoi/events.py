@@ -3,7 +3,8 @@
     message.sent          the provider accepted an email, SMS or WhatsApp (ledger row SENT)
     message.delivered     the provider says it reached the recipient (a Twilio status callback)
     message.failed        final: no attempt left, a permanent error, or the provider's failed callback
-    message.suppressed    not sent on purpose (its channel is disabled: ledger row CANCELLED)
+    message.suppressed    not sent on purpose: its channel is disabled (ledger row CANCELLED), or the
+                          recipient opted out of its category (SUPPRESSED)
     dead_letter.created   a job failed for the last time (a `failed_jobs` row)
     dead_letter.retried   a dead letter was enqueued again
 
@@ -146,14 +147,16 @@ class EventBus:
         delivery_id: str,
         provider_message_id: str | None = None,
         error: Mapping[str, Any] | None = None,
+        status: DeliveryStatus | None = None,
     ) -> None:
-        """An event about one delivery made by a job, with the job's metadata as the producer gave it."""
+        """An event about one delivery made by a job, with the job's metadata as the producer gave it;
+        `status` is the ledger's when the event type allows two (`message.suppressed`)."""
         if not self._subscribers:
             return
         data = message_data(
             delivery_id=delivery_id,
             channel=channel,
-            status=EVENT_STATUS[event_type],
+            status=status or EVENT_STATUS[event_type],
             job_name=context.name,
             job_id=context.job_id,
             queue=context.queue,

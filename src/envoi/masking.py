@@ -4,11 +4,14 @@
 - `mask_payload`: job data, where recipients sit under known keys (`to`, `email`, `phone`, ...);
 - `mask_text`: free text (a provider's error, a stack trace) that may quote addresses and numbers;
 - `mask_dead_letter`: a dead letter as shown to a person (admin API, `envoi dlq`): payload, error and
-  stack traces. Every door that shows one goes through it.
+  stack traces. Every door that shows one goes through it;
+- `MaskingFilter`: the last door, on the log handlers of envoi's processes: every line (envoi's,
+  bullmq's, uvicorn's access log with its paths) and every traceback goes out through `mask_text`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -109,3 +112,29 @@ def mask_dead_letter(fields: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(shown.get("stacktrace"), list):
         shown["stacktrace"] = [mask_text(s) if isinstance(s, str) else s for s in shown["stacktrace"]]
     return shown
+
+
+class MaskingFilter(logging.Filter):
+    """Masks addresses and phone numbers in a log record's message, arguments and traceback, whoever
+    logged it (a provider's error quotes the recipient; a library logs it as it is). Arguments are masked
+    one by one, so formatters that read them (uvicorn's access log) still work."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked_arg(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _masked_arg(arg) for key, arg in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        return True
+
+
+def _masked_arg(arg: object) -> object:
+    # Numbers stay numbers (`%d`); anything else is masked as the text `%s` would print.
+    if arg is None or isinstance(arg, int | float):
+        return arg
+    return mask_text(str(arg))

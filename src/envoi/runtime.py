@@ -7,6 +7,8 @@ arguments; nothing below it imports it. The doors (the HTTP API, the CLI, the wo
     settings ─► Database ─────────────┬─► DeliveryLedger ─► NotificationHandlers ─► registry
              │                         │                       the application's @job jobs ─┘
              │                        ├─► ScheduleBook (delayed messages, cancellations; NotificationsService too)
+             │                        ├─► PreferencesService ─► RecipientPolicy (handlers at send time,
+             │                        │                          NotificationsService for unsubscribe links)
              │                        └─► IdempotencyKeys (the API's Idempotency-Key)
              └► QueueService(registry, recorders) ─► NotificationsService
                      │                 └─► FailedJobService (dead letters)
@@ -39,12 +41,15 @@ from envoi.dead_letters.service import FailedJobService
 from envoi.deliveries import DeliveryLedger
 from envoi.errors import ConfigError
 from envoi.events import EventBus
+from envoi.notifications.digest import InboxDigests
 from envoi.notifications.handlers import NotificationHandlers
 from envoi.notifications.idempotency import IdempotencyKeys
 from envoi.notifications.schedule import ScheduleBook
 from envoi.notifications.service import NotificationsService
 from envoi.queue.jobs import DECLARED_JOBS, FailureRecorder, HandlerRegistry, LoggingFailureRecorder
 from envoi.queue.service import QueueService
+from envoi.quiet_hours import QuietHours
+from envoi.recipients import PreferencesService, RecipientPolicy, UnsubscribeTokens
 from envoi.webhooks.delivery import WebhookDelivery
 from envoi.webhooks.safety import webhook_client
 from envoi.webhooks.service import WebhookEndpointService
@@ -114,7 +119,32 @@ class Envoi:
         self.schedule = ScheduleBook(self.db)
         #: The HTTP Idempotency-Key, in SQL: it holds with Redis down.
         self.idempotency = IdempotencyKeys(self.db)
-        self.notifications = NotificationsService(settings=settings, queue=self.queue, schedule=self.schedule)
+        #: What recipients decided (opt-outs, quiet hours), in SQL; checked by the handlers at send time.
+        self.preferences = PreferencesService(self.db)
+        self.unsubscribe_tokens = (
+            UnsubscribeTokens(settings.unsubscribe_secret.get_secret_value().encode())
+            if settings.unsubscribe_secret
+            else None
+        )
+        self.policy = RecipientPolicy(
+            preferences=self.preferences,
+            quiet_hours=QuietHours.parse(settings.quiet_hours),
+            default_timezone=settings.default_timezone,
+            tokens=self.unsubscribe_tokens,
+            api_url=settings.api_url,
+        )
+        self.notifications = NotificationsService(
+            settings=settings, queue=self.queue, schedule=self.schedule, policy=self.policy
+        )
+        #: The in-app digest (DIGEST_WINDOW): armed by the in-app handler, sent by its own job.
+        self.digests = InboxDigests(
+            db=self.db,
+            queue=self.queue,
+            preferences=self.preferences,
+            renderer=self.notifications.renderer,
+            window=settings.digest_window,
+            locale=settings.default_locale,
+        )
         self.webhooks = WebhookEndpointService(db=self.db, queue=self.queue, settings=settings)
         self.channels: Channels | None = None
         self._webhook_http: httpx.AsyncClient | None = None
@@ -124,9 +154,15 @@ class Envoi:
                 if channels
                 else Channels.from_settings(settings, self.db, limiter=self.queue.rate_limits)
             )
-            NotificationHandlers(self.channels, self.ledger, self.schedule, events=self.events).register(
-                self.registry
-            )
+            NotificationHandlers(
+                self.channels,
+                self.ledger,
+                self.schedule,
+                events=self.events,
+                policy=self.policy,
+                digests=self.digests,
+            ).register(self.registry)
+            self.digests.register(self.registry)
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
             self.events.subscribe(self.webhooks.publish)

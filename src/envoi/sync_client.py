@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -62,6 +62,21 @@ class SyncClient:
     ) -> EnqueueResult:
         return self.run(
             self.envoi.queue.enqueue(queue, job_name, data, job_id=job_id, delay=delay, **options)
+        )
+
+    def enqueue_many(
+        self,
+        queue: str,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        job_ids: Sequence[str] | None = None,
+        delay: float | timedelta | None = None,
+        **options: Any,
+    ) -> list[EnqueueResult]:
+        """`QueueService.enqueue_many` from synchronous code: one result per item, in order."""
+        return self.run(
+            self.envoi.queue.enqueue_many(queue, job_name, items, job_ids=job_ids, delay=delay, **options)
         )
 
     def remove(self, queue: str, job_id: str) -> bool:

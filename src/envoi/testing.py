@@ -1,6 +1,6 @@
 """Test your app's notifications without Redis or an SMTP server, the way Django's `mail.outbox` works.
 
-    def test_signup_sends_a_code(envoi_outbox):          # the pytest fixture (installed with envoi)
+    def test_signup_sends_a_code(envoi_outbox):   # pytest_plugins = ["envoi.pytest_plugin"] in conftest.py
         await signup(envoi_outbox.envoi, "jane@example.com")
         [email] = envoi_outbox.emails
         assert email.to == "jane@example.com" and "482913" in email.text

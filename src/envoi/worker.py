@@ -156,6 +156,9 @@ class Worker:
             await worker.blockingRedisConnection.getRedisVersion()
             self._runs.append(asyncio.create_task(worker.run(), name=f"envoi-worker-{queue}"))
         await _check_server(self.envoi.queue)
+        if self.envoi.unsubscribe_tokens is None:
+            # Said where marketing emails are sent, not by every command that builds an Envoi.
+            log.warning("UNSUBSCRIBE_SECRET is unset: marketing emails go without an unsubscribe link")
         self._companion_tasks = [
             asyncio.create_task(
                 companion(), name=f"envoi-companion-{getattr(companion, '__qualname__', 'task')}"

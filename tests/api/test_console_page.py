@@ -143,6 +143,32 @@ async def test_browser_pauses_a_queue_the_job_waits_then_resume_delivers_it(
         assert smtp_sink.messages[0].message["Subject"] == "Held"
 
 
+async def test_browser_lists_a_message_not_sent_because_its_channel_is_off(
+    make_api: Callable[..., Any],
+    make_delivery_settings: Callable[..., Settings],
+    browser: Browser,
+    start_worker: Any,
+) -> None:
+    settings = make_delivery_settings(envoi_api_key=API_KEY, envoi_admin_token=ADMIN_TOKEN, sms_enabled=False)
+    api: Api = await make_api(settings)
+    await start_worker(api.envoi)
+    accepted = await api.client.post("/v1/jobs/SEND_SMS", json={"to": "+33612345678", "message": "Hi"})
+    assert accepted.status_code == 202, accepted.text
+
+    async def listed() -> list[Any]:
+        return list((await api.admin.get("/v1/admin/deliveries")).json()["items"])
+
+    [row] = await eventually(listed, timeout=15, message="the SMS recorded as not sent")
+    async with serving(api.envoi) as url:
+        page = await signed_in(browser, url)
+        shown = page.locator(f'#not-sent tr[data-id="{row["id"]}"]')
+        await shown.wait_for()
+        text = await shown.inner_text()
+        assert "CHANNEL_DISABLED" in text and "SMS_ENABLED=false" in text
+        assert "+33612345678" not in await page.content()
+        assert await page.locator("#not-sent-empty").is_hidden()
+
+
 async def test_browser_resolves_a_dead_letter_and_warns_before_retrying_invalid_data(
     api: Api, browser: Browser
 ) -> None:

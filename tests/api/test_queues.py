@@ -383,3 +383,50 @@ async def test_hostile_searches_answer_without_error(api: Api, q: str) -> None:
     response = await api.admin.get("/v1/admin/search", params={"q": q})
     assert response.status_code == 200, response.text
     assert response.json() == {"items": []}
+
+
+async def test_a_message_not_sent_because_its_channel_is_off_is_listed_with_why(
+    make_api: Callable[..., Any],
+    make_delivery_settings: Callable[..., Settings],
+    start_worker: Any,
+    smtp_sink: SmtpSink,
+) -> None:
+    settings = make_delivery_settings(envoi_api_key=API_KEY, envoi_admin_token=ADMIN_TOKEN, sms_enabled=False)
+    api: Api = await make_api(settings)
+    await start_worker(api.envoi)
+    sms = {"to": "+33612345678", "message": "Hi"}
+    # Kept once completed (the default removes it), so the jobs tab shows its mark too.
+    await api.envoi.queue.enqueue(
+        NOTIFICATIONS_QUEUE, "SEND_SMS", sms, job_id="off-1", removeOnComplete=False
+    )
+    email = {"to": "jane@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
+    await api.envoi.queue.enqueue(
+        NOTIFICATIONS_QUEUE, "SEND_EMAIL", email, job_id="sent-1", removeOnComplete=False
+    )
+
+    async def listed() -> list[dict[str, Any]]:
+        return list((await api.admin.get("/v1/admin/deliveries")).json()["items"])
+
+    [row] = await eventually(listed, timeout=15, message="the SMS listed as not sent")
+    assert (row["channel"], row["status"], row["errorCode"]) == ("sms", "CANCELLED", "CHANNEL_DISABLED")
+    assert row["errorMessage"] == "SMS_ENABLED=false"
+    assert row["recipient"] != "+33612345678" and row["recipient"].endswith("78")
+
+    async def completed() -> dict[str, Any] | None:
+        page = (await api.admin.get(JOBS, params={"state": "completed"})).json()
+        items = {item["id"]: item for item in page["items"]}
+        return items if {"off-1", "sent-1"} <= set(items) else None
+
+    items = await eventually(completed, timeout=15, message="both jobs completed")
+    assert items["off-1"]["notSent"] == "channel off (sms_enabled=false)"
+    assert items["sent-1"]["notSent"] is None
+    assert len(smtp_sink.messages) == 1
+    sent = (await api.admin.get("/v1/admin/deliveries", params={"status": "SENT"})).json()["items"]
+    assert [d["channel"] for d in sent] == ["email"]
+
+
+@pytest.mark.parametrize("params", [{"status": "LOST"}, {"limit": "0"}, {"limit": "x"}])
+async def test_bad_delivery_filters_are_422_naming_the_field(api: Api, params: dict[str, str]) -> None:
+    answer = await api.admin.get("/v1/admin/deliveries", params=params)
+    assert answer.status_code == 422
+    assert next(iter(params)) in answer.text

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from envoi.config import Settings
 from envoi.db.models import DeliveryStatus, MessageDelivery
 from envoi.db.types import utcnow
-from envoi.deliveries import DeliveryLedger, IdempotencyKeyConflictError, delivery_key
+from envoi.deliveries import DeliveryLedger, IdempotencyKeyConflictError, Move, delivery_key
 from envoi.errors import DeferredError
 from envoi.notifications.jobs import JobMetadata
 from envoi.queue.names import JobName
@@ -175,3 +175,23 @@ async def test_cancel_keeps_a_sent_row(envoi: Envoi) -> None:
     assert await ledger.cancel(key="c", **CLAIM, reason="SMS_ENABLED=false") == DeliveryStatus.CANCELLED
     await insert_row(envoi, "s", DeliveryStatus.SENT)
     assert await ledger.cancel(key="s", **CLAIM, reason="SMS_ENABLED=false") == DeliveryStatus.SENT
+
+
+async def test_suppress_is_final_keeps_a_sent_row_and_turns_a_failed_one_with_its_reason(
+    envoi: Envoi,
+) -> None:
+    ledger = make_ledger(envoi)
+    opted_out = {"reason": "the recipient opted out", "code": "RECIPIENT_OPTED_OUT", "move": Move.SUPPRESS}
+    assert await ledger.cancel(key="p", **CLAIM, **opted_out) == DeliveryStatus.SUPPRESSED
+    await insert_row(envoi, "s", DeliveryStatus.SENT)
+    assert await ledger.cancel(key="s", **CLAIM, **opted_out) == DeliveryStatus.SENT
+    await insert_row(envoi, "f", DeliveryStatus.FAILED)
+    assert await ledger.cancel(key="f", **CLAIM, **opted_out) == DeliveryStatus.SUPPRESSED
+    row = await ledger.get("f")
+    assert row is not None and (row.error_code, row.error_message) == (
+        "RECIPIENT_OPTED_OUT",
+        "the recipient opted out",
+    )
+    # Final: nothing claims it again.
+    claim = await ledger.claim(key="p", **CLAIM)
+    assert not claim.acquired and claim.status is DeliveryStatus.SUPPRESSED

@@ -54,6 +54,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     "mark_failed": {"SENDING_OWN": "FAILED", "SENDING_OWN_EXPIRED": "FAILED"},
     "cancel": {"PENDING": "CANCELLED", "FAILED": "CANCELLED"},
+    "release": {"SENDING_OWN": "PENDING", "SENDING_OWN_EXPIRED": "PENDING"},
     "delivered": {**dict.fromkeys(SENDING, "DELIVERED"), "SENT": "DELIVERED", "DELIVERED": "DELIVERED"},
     "read": {**dict.fromkeys(SENDING, "DELIVERED"), "SENT": "DELIVERED", "DELIVERED": "DELIVERED"},
     "undelivered": {**dict.fromkeys(SENDING, "UNDELIVERED"), "SENT": "UNDELIVERED"},
@@ -98,6 +99,7 @@ def _act(ledger: DeliveryLedger, move: str, claim: Claim) -> Callable[[], Awaita
         ),
         "mark_failed": lambda: ledger.mark_failed(claim, code="30008", message="unknown error"),
         "cancel": lambda: ledger.cancel(key=claim.key, **CLAIM, reason="SMS_ENABLED=false"),
+        "release": lambda: ledger.release(claim),
     }
     provider = lambda: ledger.apply_provider_status(  # noqa: E731
         provider_message_id=f"SM-{claim.key}", status=move, error_code="30003"

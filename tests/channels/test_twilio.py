@@ -141,7 +141,11 @@ async def test_disabled_channel_completes_without_sending(
 ) -> None:
     envoi: Envoi = make_envoi(make_delivery_settings(**{switch: False}))
     result = await envoi.registry.run(context(job, text_data()))
-    assert result == {"status": "disabled", "deliveryStatus": "CANCELLED"}
+    assert result == {
+        "status": "disabled",
+        "deliveryStatus": "CANCELLED",
+        "reason": f"{switch.upper()}=false",
+    }
     assert twilio_server.requests == []
     row = await delivery(envoi, DIRECT_KEY)
     assert row is not None and (row.status, row.error_message) == ("CANCELLED", f"{switch.upper()}=false")

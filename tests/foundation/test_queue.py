@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bullmq import Job
 
 from envoi.embedded_redis import EmbeddedRedis, free_port
@@ -269,3 +270,28 @@ async def test_sigterm_lets_the_running_job_finish(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_a_one_argument_handler_of_the_old_form_still_runs_given_the_context(
+    make_settings: Callable[..., Any], make_envoi: Any, start_worker: Any
+) -> None:
+    registry = HandlerRegistry()
+    seen: list[tuple[str, Any]] = []
+
+    async def old_form(ctx: JobContext) -> str:  # as ../shared/bench/peers/apps/envoi_app.py writes them
+        seen.append((ctx.mode, ctx.data["i"]))
+        return "done"
+
+    with pytest.warns(DeprecationWarning, match="takes one argument"):
+        registry.register("OLD", old_form)
+    inline: Envoi = make_envoi(make_settings(queue_enabled=False), registry=registry)
+    result = await inline.queue.enqueue(NOTIFICATIONS_QUEUE, "OLD", {"i": 1})
+    assert (result.succeeded, result.result) == (True, "done")
+    queued: Envoi = make_envoi(make_settings(), registry=registry)
+    await start_worker(queued)
+    await queued.queue.enqueue(NOTIFICATIONS_QUEUE, "OLD", {"i": 2})
+    await eventually(lambda: len(seen) == 2, message="the queued job run")
+    assert seen == [("sync", 1), ("queued", 2)]
+    # A handler of today's form, (payload, ctx), is registered as it is.
+    current = recording_registry()[0].get("PING")
+    assert current is not None and current.handler.__name__ == "ping"

@@ -32,3 +32,12 @@ def test_sync_client_enqueues_from_plain_threads(settings: Settings, monkeypatch
         assert job is not None and job.name == "PING"
         assert client.run(queue.getWaitingCount()) == 30
         assert client.remove(NOTIFICATIONS_QUEUE, ids[0]) is True
+
+
+def test_sync_client_enqueues_many_in_order(settings: Settings) -> None:
+    with SyncClient(settings) as client:
+        results = client.enqueue_many(NOTIFICATIONS_QUEUE, "PING", [{"i": i} for i in range(5)])
+        assert [r.mode for r in results] == ["queued"] * 5
+        queue = bull_queue(client.envoi.queue, NOTIFICATIONS_QUEUE)
+        jobs = [client.run(Job.fromId(queue, r.job_id)) for r in results]
+        assert [job.data for job in jobs] == [{"i": i} for i in range(5)]

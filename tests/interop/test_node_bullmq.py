@@ -7,6 +7,7 @@ absent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,30 @@ async def test_job_added_by_envoi_is_processed_by_a_node_worker(
     assert seen["opts"]["attempts"] == 5
     assert seen["opts"]["backoff"] == {"type": "exponential", "delay": settings.job_backoff_delay_ms}
     assert seen["opts"]["removeOnComplete"] is True
+
+
+async def test_jobs_added_in_bulk_and_coalesced_are_processed_by_a_node_worker_in_order(
+    node_bullmq: Path, settings: Settings, make_envoi: Any
+) -> None:
+    envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
+    items = [{"userId": f"u_{n}", "title": "Bienvenue", "message": "Bonjour"} for n in range(2)]
+    bulk = await envoi.queue.enqueue_many(NOTIFICATIONS_QUEUE, "CREATE_INAPP_NOTIFICATION", items)
+    # Two concurrent single enqueues: one bulk add (envoi.queue.coalesce).
+    coalesced = await asyncio.gather(
+        *(
+            envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_SMS", {"to": "+33612345678", "message": m})
+            for m in "ab"
+        )
+    )
+    expected = [(r.job_id, "CREATE_INAPP_NOTIFICATION", item) for r, item in zip(bulk, items, strict=True)]
+    expected += [
+        (r.job_id, "SEND_SMS", {"to": "+33612345678", "message": m})
+        for r, m in zip(coalesced, "ab", strict=True)
+    ]
+    out = await node(node_bullmq, "work_many.js", settings.redis_url or "", settings.redis_prefix, "4")
+    seen = [json.loads(line) for line in out.splitlines()]
+    assert [(job["id"], job["name"], job["data"]) for job in seen] == expected
+    for job in seen:
+        assert job["opts"]["attempts"] == 5
+        assert job["opts"]["backoff"] == {"type": "exponential", "delay": settings.job_backoff_delay_ms}
+        assert job["opts"]["removeOnComplete"] is True

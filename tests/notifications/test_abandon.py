@@ -47,6 +47,23 @@ async def envoi(
     return envoi
 
 
+@pytest.fixture
+def envoi_on(
+    make_delivery_settings: Callable[..., Settings],
+    make_envoi: Callable[..., Envoi],
+    start_worker: Callable[..., Awaitable[Worker]],
+) -> Callable[[str], Awaitable[Envoi]]:
+    """An envoi with a worker on its own ABANDON_RECOVERY_SCHEDULE: a test racing a step against a
+    cancel leaves a loaded machine several seconds of margin."""
+
+    async def start(schedule: str) -> Envoi:
+        envoi = make_envoi(make_delivery_settings(abandon_recovery_schedule=schedule))
+        await start_worker(envoi)
+        return envoi
+
+    return start
+
+
 async def ledger_status(envoi: Envoi, key: str) -> str | None:
     row = await envoi.ledger.get(key)
     return row.status if row else None
@@ -83,7 +100,10 @@ async def _all_sent(envoi: Envoi, abandon_id: str) -> bool:
     return len(rows) == 3 and {row.status for row in rows} == {ScheduleStatus.SENT}
 
 
-async def test_a_cancel_after_the_first_email_stops_the_rest(envoi: Envoi, smtp_sink: SmtpSink) -> None:
+async def test_a_cancel_after_the_first_email_stops_the_rest(
+    envoi_on: Callable[[str], Awaitable[Envoi]], smtp_sink: SmtpSink
+) -> None:
+    envoi = await envoi_on("1s,8s,9s")
     recovery = await envoi.notifications.schedule_abandon_recovery(email=LEAD_EMAIL, resume_url=RESUME_URL)
     [first] = await eventually(lambda: smtp_sink.messages, timeout=10, message="the first email")
     assert first.message["Subject"] == SUBJECTS[0]
@@ -111,13 +131,14 @@ async def test_a_cancel_after_the_first_email_stops_the_rest(envoi: Envoi, smtp_
 
 
 async def test_a_cancel_made_while_redis_was_unreachable_still_holds(
-    envoi: Envoi,
+    envoi_on: Callable[[str], Awaitable[Envoi]],
     make_delivery_settings: Callable[..., Settings],
     make_envoi: Callable[..., Envoi],
     smtp_sink: SmtpSink,
 ) -> None:
     """The caller's Redis is unreachable (a closed port; the worker's Redis is fine): the cancel is only
     recorded in SQL, the jobs stay in Redis, run at their time, and complete without sending."""
+    envoi = await envoi_on("5s,6s,7s")
     recovery = await envoi.notifications.schedule_abandon_recovery(email=LEAD_EMAIL, resume_url=RESUME_URL)
     cut_off = make_envoi(make_delivery_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     cancelled = await cut_off.notifications.cancel_abandon_recovery(abandon_id=recovery.abandon_id)
@@ -128,7 +149,7 @@ async def test_a_cancel_made_while_redis_was_unreachable_still_holds(
     async def all_withheld() -> bool:
         return [await ledger_status(envoi, key) for key in keys] == [DeliveryStatus.CANCELLED] * 3
 
-    await eventually(all_withheld, timeout=15, message="each step run and withheld")
+    await eventually(all_withheld, timeout=30, message="each step run and withheld")
     assert smtp_sink.messages == []
     row = await envoi.ledger.get(keys[0])
     assert row is not None and row.error_code == "SCHEDULE_CANCELLED"

@@ -74,6 +74,7 @@ def spawn_worker(
     return spawn
 
 
+@pytest.mark.serial  # what the stand-in sees carries the machine's jitter: measured on a quiet machine
 async def test_two_worker_processes_share_one_rate_limit(
     make_delivery_settings: Callable[..., Settings],
     make_envoi: Any,
@@ -136,6 +137,38 @@ async def test_a_429_pauses_the_provider_for_every_worker_without_spending_an_at
     assert all(t - paused_at >= 1.95 for t in twilio_server.received_at[1:])
     assert await attempts_made(first, job_ids) == [1] * 7
     assert recorder.failures == []
+
+
+async def test_a_slot_beyond_the_longest_wait_postpones_the_job_without_spending_an_attempt(
+    make_delivery_settings: Callable[..., Settings],
+    make_envoi: Any,
+    start_worker: Any,
+    twilio_server: TwilioServer,
+) -> None:
+    # 2/s with a 0.1 s wait: of four SMS at once, three find their slot too far and are postponed.
+    settings = make_delivery_settings(rate_limits="twilio=2/s", rate_limit_max_wait_s=0.1)
+    envoi: Envoi = make_envoi(settings)
+    recorder = Recorder()
+    envoi.recorders.append(recorder)
+    await start_worker(envoi, concurrency=4)
+    job_ids = [
+        (
+            await envoi.queue.enqueue(
+                NOTIFICATIONS_QUEUE, JobName.SEND_SMS, text_data(to=f"+3361234{i:04d}"), **KEEP
+            )
+        ).job_id
+        for i in range(4)
+    ]
+    await eventually(lambda: completed(envoi, 4), timeout=20, message="4 SMS jobs completed")
+    assert sorted(to for to in (m["To"] for m in twilio_server.messages)) == [
+        f"+3361234{i:04d}" for i in range(4)
+    ]
+    assert await attempts_made(envoi, job_ids) == [1] * 4
+    assert recorder.failures == []
+    assert int((await envoi.queue.rate_limits.stats()).get("refused:twilio", 0)) >= 1
+    for job_id in job_ids:
+        row = await job_delivery(envoi, job_id)
+        assert row is not None and row.status == "SENT"
 
 
 async def _paused(stats: Any) -> bool:

@@ -28,7 +28,9 @@ from envoi.api.routes import (
     jobs,
     ops,
     queues,
+    recipients,
     reminders,
+    unsubscribe,
     webhook_endpoints,
     webhooks,
 )
@@ -100,7 +102,8 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    for module in (ops, jobs, flows, reminders, abandons, inbox, admin, queues, webhooks, webhook_endpoints):
+    modules = (ops, jobs, flows, reminders, abandons, inbox, admin, queues, webhooks, webhook_endpoints)
+    for module in (*modules, recipients, unsubscribe):
         app.include_router(module.router)
     admin_page.install(app)
     docs.install(app)

@@ -7,13 +7,14 @@ second job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from envoi.config import Settings
 from envoi.db.types import new_id
 from envoi.notifications.idempotency import IdempotencyKeys
+from envoi.queue.base import EnqueueResult
 from envoi.queue.jobs import JobPayload, Mode
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.queue.service import QueueService
@@ -76,6 +77,48 @@ async def submit(
             await keys.release(job_name, idempotency_key, job_id)
         raise
     return Submission(job_id=result.job_id, mode=result.mode)
+
+
+#: A batch's Idempotency-Key is claimed under its own scope: the same key may name a single job too.
+BATCH_SCOPE = "{job_name}/batch"
+
+
+def batch_job_ids(batch_id: str, count: int) -> list[str]:
+    """A batch's job ids, `{batchId}-{index}`: a repeated Idempotency-Key answers them from the claim
+    (`{batchId}.{count}`) without storing each one."""
+    return [f"{batch_id}-{index}" for index in range(count)]
+
+
+def with_item_key(data: dict[str, Any], key: str | None, index: int) -> dict[str, Any]:
+    """`with_idempotency_key` for item `index` of a batch: each message needs its own ledger key
+    (`{key}#{index}`), or the ledger would send the first and skip the others as repeats."""
+    return with_idempotency_key(data, None if key is None else f"{key}#{index}")
+
+
+async def submit_batch(
+    keys: IdempotencyKeys,
+    *,
+    job_name: str,
+    count: int,
+    idempotency_key: str | None,
+    enqueue: Callable[[list[str]], Awaitable[list[EnqueueResult]]],
+) -> list[Submission]:
+    """Enqueue a batch of `count` jobs (`enqueue(job_ids)`), once per Idempotency-Key: the key covers
+    the whole batch, and a repeated key answers the first request's job ids."""
+    batch_id = new_id()
+    if idempotency_key is not None:
+        scope = BATCH_SCOPE.format(job_name=job_name)
+        claim = await keys.claim(scope, idempotency_key, f"{batch_id}.{count}")
+        if claim.outcome == "seen":
+            first_id, _, first_count = claim.job_id.rpartition(".")
+            return [Submission(job_id, None) for job_id in batch_job_ids(first_id, int(first_count))]
+    try:
+        results = await enqueue(batch_job_ids(batch_id, count))
+    except BaseException:
+        if idempotency_key is not None:
+            await keys.release(BATCH_SCOPE.format(job_name=job_name), idempotency_key, f"{batch_id}.{count}")
+        raise
+    return [Submission(result.job_id, result.mode) for result in results]
 
 
 #: The channel each raw job sends through, when it can be switched off.

@@ -27,6 +27,8 @@ class JobItem(Camel):
     #: The last error (addresses masked).
     failed_reason: str | None
     priority: int
+    #: Completed jobs that sent nothing: why (`channel off (sms_enabled=false)`, `schedule cancelled`).
+    not_sent: str | None = None
 
 
 class DeadLetterRef(Camel):

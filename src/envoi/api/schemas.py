@@ -10,11 +10,14 @@ from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress
 from envoi.events import EventType
+from envoi.notifications.jobs import TimeZoneName
 from envoi.notifications.service import web_url
 from envoi.queue.jobs import Mode
 from envoi.validation import CleanInput
 
 Locale = Literal["fr", "en"]
+#: Jobs one `POST /v1/jobs/{jobName}/batch` may carry.
+MAX_BATCH_ITEMS = 1000
 #: An id the caller names a group of scheduled messages by (`abandonId`, as `appointmentId`): it goes
 #: into job ids, so no `:` (Node BullMQ refuses it), no spaces.
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -46,6 +49,27 @@ class JobAccepted(Camel):
     job_id: str
     mode: Mode
     #: Channels switched off for this job (`SMS_ENABLED=false`...): accepted, but nothing will be sent.
+    warnings: list[str] = Field(default_factory=list)
+
+
+class JobBatch(Camel):
+    """`POST /v1/jobs/{jobName}/batch`: each item is one job's data, validated as the single route
+    validates it (a 422 names `items.3.to`)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class BatchJob(Camel):
+    job_id: str
+    #: Per job: in a batch that met a Redis outage, the jobs before it are queued, the others ran.
+    mode: Mode
+
+
+class BatchAccepted(Camel):
+    #: One per item, in the order of the items.
+    jobs: list[BatchJob]
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -137,6 +161,8 @@ class AbandonRecoveryRequest(Body):
     abandon_id: EntityId | None = None
     #: Shown in the last email of the sequence only (escaped: text, not HTML).
     offer: str | None = Field(None, min_length=1, max_length=500)
+    #: The lead's IANA time zone: quiet hours are counted in it (DEFAULT_TIMEZONE when absent).
+    timezone: TimeZoneName | None = None
 
 
 # --- inbox ----------------------------------------------------------------------------------------
@@ -214,6 +240,26 @@ class FailedJobItem(Camel):
     failed_on_invalid_data: bool = False
     #: The fields its job's model refuses today (a retry would be refused), or null.
     data_problems: dict[str, str] | None = None
+
+
+class DeliveryItem(Camel):
+    """A row of the delivery ledger, recipient masked."""
+
+    id: str
+    channel: str
+    provider: str
+    recipient: str
+    status: str
+    template_key: str | None
+    error_code: str | None
+    #: Why it ended so (addresses masked): `SMS_ENABLED=false`, `not sent: its schedule is CANCELLED`.
+    error_message: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class DeliveryPage(Camel):
+    items: list[DeliveryItem]
 
 
 class FailedJobPage(Camel):

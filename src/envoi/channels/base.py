@@ -46,6 +46,8 @@ class OutgoingEmail:
     #: The ledger's key: the Message-ID is derived from it, so a resend is recognisable.
     idempotency_key: str
     attachments: tuple[OutgoingAttachment, ...] = ()
+    #: Extra headers, (name, value): a marketing email's `List-Unsubscribe` and `List-Unsubscribe-Post`.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
 from envoi.channels.http import (
     BearerAuth,
     json_body,
+    provider_client,
     retry_after_seconds,
     status_error,
     transport_error,
@@ -78,7 +79,7 @@ class ResendEmailChannel:
         self.url = str(settings.resend_api_base_url).rstrip("/") + "/emails"
         self.sender = settings.email_from
         self.reply_to = settings.email_reply_to
-        self.client = httpx.AsyncClient(
+        self.client = provider_client(
             auth=BearerAuth(settings.resend_api_key), timeout=settings.email_api_timeout_s
         )
 
@@ -88,7 +89,7 @@ class ResendEmailChannel:
             "to": [message.to],
             "subject": message.subject,
             "html": message.html,
-            "headers": {REFERENCE_HEADER: reference(message.idempotency_key)},
+            "headers": {REFERENCE_HEADER: reference(message.idempotency_key), **dict(message.headers)},
         }
         if message.text is not None:
             payload["text"] = message.text

@@ -27,6 +27,7 @@ from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
 from envoi.channels.http import (
     BearerAuth,
     json_body,
+    provider_client,
     retry_after_seconds,
     status_error,
     transport_error,
@@ -82,7 +83,7 @@ class SendGridEmailChannel:
         self.url = str(settings.sendgrid_api_base_url).rstrip("/") + "/v3/mail/send"
         self.sender = _address(settings.email_from)
         self.reply_to = _address(settings.email_reply_to) if settings.email_reply_to else None
-        self.client = httpx.AsyncClient(
+        self.client = provider_client(
             auth=BearerAuth(settings.sendgrid_api_key), timeout=settings.email_api_timeout_s
         )
 
@@ -97,7 +98,7 @@ class SendGridEmailChannel:
             "from": self.sender,
             "subject": message.subject,
             "content": content,
-            "headers": {REFERENCE_HEADER: reference(message.idempotency_key)},
+            "headers": {REFERENCE_HEADER: reference(message.idempotency_key), **dict(message.headers)},
             "custom_args": {IDEMPOTENCY_ARG: message.idempotency_key},
         }
         if self.reply_to:

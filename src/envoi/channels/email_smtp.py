@@ -1,4 +1,5 @@
-"""Email over SMTP (aiosmtplib): one connection per message, security as SMTP_SECURITY says.
+"""Email over SMTP (aiosmtplib), over kept connections (`SmtpPool`: SMTP_POOL_SIZE, SMTP_POOL_IDLE_S,
+SMTP_POOL_MAX_MESSAGES), security as SMTP_SECURITY says.
 
 `smtp_error()` is the one place SMTP failures become envoi's errors: a reply code decides (4xx retry,
 5xx dead letter) whether it came at MAIL, RCPT or DATA; no code (timeouts, refused or dropped
@@ -7,12 +8,15 @@ connections) means retry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 
 import aiosmtplib
 
 from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
 from envoi.channels.mime import build_email, message_id, sender_address
+from envoi.channels.smtp_pool import SmtpPool
 from envoi.config import Settings, SmtpSecurity
 from envoi.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from envoi.masking import mask_recipient
@@ -76,26 +80,51 @@ class SmtpEmailChannel:
         self.security = settings.smtp_security
         self.timeout = settings.smtp_timeout_s
 
+        #: Built at the first connection and kept: loading the trust store costs milliseconds of CPU,
+        #: which aiosmtplib would otherwise spend again on every connection.
+        self._tls: ssl.SSLContext | None = None
+        self.pool = SmtpPool(
+            self.connect,
+            size=settings.smtp_pool_size,
+            idle_s=settings.smtp_pool_idle_s,
+            max_messages=settings.smtp_pool_max_messages,
+        )
+
+    async def connect(self) -> aiosmtplib.SMTP:
+        """One connection, greeted, secured and logged in; every command bounded by SMTP_TIMEOUT_S."""
+        if self._tls is None and self.security is not SmtpSecurity.NONE:
+            # What aiosmtplib builds by default (verified certificate and host name), once.
+            self._tls = await asyncio.to_thread(ssl.create_default_context, ssl.Purpose.SERVER_AUTH)
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            use_tls=self.security is SmtpSecurity.SSL,
+            # False, not None: aiosmtplib's None upgrades whenever the server offers STARTTLS.
+            start_tls=self.security is SmtpSecurity.STARTTLS,
+            timeout=self.timeout,
+            tls_context=self._tls,
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
+        return client
+
     async def send(self, message: OutgoingEmail) -> SendReceipt:
         mail = build_email(message, sender=self.sender, reply_to=self.reply_to)
+
+        async def transmit(client: aiosmtplib.SMTP) -> None:
+            await client.send_message(mail, sender=self.envelope_from, recipients=[message.to])
+
         try:
-            await aiosmtplib.send(
-                mail,
-                sender=self.envelope_from,
-                recipients=[message.to],
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password.get_secret_value() if self.password else None,
-                use_tls=self.security is SmtpSecurity.SSL,
-                # False, not None: aiosmtplib's None upgrades whenever the server offers STARTTLS.
-                start_tls=self.security is SmtpSecurity.STARTTLS,
-                timeout=self.timeout,
-            )
+            await self.pool.run(transmit)
         except Exception as exc:
             raise smtp_error(exc) from exc
         log.info("Email sent to %s by SMTP", mask_recipient(message.to))
         return SendReceipt(provider=self.provider, provider_message_id=message_id(message.idempotency_key))
 
     async def aclose(self) -> None:
-        return None
+        await self.pool.aclose()

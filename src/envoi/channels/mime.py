@@ -51,6 +51,8 @@ def build_email(message: OutgoingEmail, *, sender: str, reply_to: str | None = N
     mail["Subject"] = message.subject
     mail["Date"] = format_datetime(utcnow())
     mail["Message-ID"] = message_id(message.idempotency_key)
+    for name, value in message.headers:
+        mail[name] = value
     if message.text is not None:
         mail.set_content(message.text)
         mail.add_alternative(message.html, subtype="html")

@@ -6,12 +6,14 @@
 one) before each send; the slot is booked in Redis (`envoi.queue.rate_limits`), so every worker and
 process shares it. A transient answer carrying `Retry-After` (a 429, a 503) pauses the provider's
 buckets for that long, for every worker, and the same message waits and goes again within the same
-attempt. The wait is bounded by RATE_LIMIT_MAX_WAIT_S: beyond it the send fails transiently (an
-attempt is spent, and the job retries later). With Redis unavailable, nothing is limited.
+attempt. The wait is bounded by RATE_LIMIT_MAX_WAIT_S: a slot further away postpones the job until it
+(`DeferredError`: back to bullmq's delayed set, no attempt spent, the ledger row released); a
+Retry-After longer than the wait fails the send transiently (an attempt is spent: a provider that keeps
+asking to wait is not healthy). With Redis unavailable, nothing is limited.
 
 `FailoverChannel` sends through the first provider whose circuit is closed; a transient failure
-(connection refused, timeout, 5xx, 429 past the wait) passes the same message to the next one in the
-same attempt; a permanent one (a refused address) is raised as is. Circuits are per process: a provider
+(connection refused, timeout, 5xx, 429 past the wait) or a slot too far away passes the same message to
+the next one in the same attempt; a permanent one (a refused address) is raised as is. Circuits are per process: a provider
 failing PROVIDER_BREAKER_THRESHOLD times in a row is skipped for PROVIDER_BREAKER_COOLDOWN_S, then
 tried again once (the queue's breaker idea, `envoi.queue.breaker`).
 """
@@ -23,11 +25,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from envoi import metrics
 from envoi.channels.base import Channel, ChannelName, SendReceipt
-from envoi.errors import PermanentDeliveryError, QueueUnavailableError, TransientDeliveryError
+from envoi.errors import (
+    DeferredError,
+    PermanentDeliveryError,
+    QueueUnavailableError,
+    TransientDeliveryError,
+)
 from envoi.queue.breaker import BreakerState
 from envoi.queue.rate_limits import Bucket, RateLimiter
 
@@ -102,11 +110,9 @@ class ThrottledChannel(Generic[M]):
                 return  # no Redis, no shared limit: documented in docs/guarantees.md
             if not reservation.granted:
                 metrics.PROVIDER_SENDS.labels(self.provider, "refused").inc()
-                raise TransientDeliveryError(
+                raise DeferredError(
                     f"{self.provider}: rate limit, next slot in {reservation.wait_s:.1f}s",
-                    channel=self.name,
-                    code="RATE_LIMITED",
-                    retry_after=reservation.wait_s,
+                    until=datetime.now(UTC) + timedelta(seconds=reservation.wait_s),
                 )
             if reservation.wait_s > 0:
                 if not waited:
@@ -182,13 +188,15 @@ class FailoverChannel(Generic[M]):
                 receipt = await channel.send(message)
             except PermanentDeliveryError:
                 raise
-            except TransientDeliveryError as exc:
-                circuit.record_failure()
+            except (TransientDeliveryError, DeferredError) as exc:
+                if isinstance(exc, TransientDeliveryError):
+                    circuit.record_failure()  # a full bucket says nothing of the provider's health
                 if index == len(candidates) - 1:
                     raise
                 metrics.PROVIDER_SENDS.labels(channel.provider, "failed_over").inc()
+                why = exc.code if isinstance(exc, TransientDeliveryError) else "RATE_LIMITED"
                 log.warning(
-                    "%s failed (%s): trying %s", channel.provider, exc.code, candidates[index + 1][0].provider
+                    "%s failed (%s): trying %s", channel.provider, why, candidates[index + 1][0].provider
                 )
                 continue
             circuit.record_success()

@@ -15,7 +15,13 @@ import logging
 import httpx
 
 from envoi.channels.base import ChannelName, OutgoingText, SendReceipt
-from envoi.channels.http import json_body, retry_after_seconds, status_error, transport_error
+from envoi.channels.http import (
+    json_body,
+    provider_client,
+    retry_after_seconds,
+    status_error,
+    transport_error,
+)
 from envoi.config import Settings
 from envoi.errors import DeliveryError, TransientDeliveryError
 from envoi.masking import mask_recipient
@@ -53,9 +59,7 @@ class TwilioMessages:
         base = str(settings.twilio_api_base_url).rstrip("/")
         self.url = f"{base}/2010-04-01/Accounts/{sid}/Messages.json"
         self.status_callback = settings.api_url.rstrip("/") + STATUS_CALLBACK_PATH
-        self.client = httpx.AsyncClient(
-            auth=(sid, token.get_secret_value()), timeout=settings.twilio_timeout_s
-        )
+        self.client = provider_client(auth=(sid, token.get_secret_value()), timeout=settings.twilio_timeout_s)
 
     async def create(self, channel: ChannelName, *, to: str, sender: str, body: str) -> str:
         """Post one message; Twilio's SID of it."""

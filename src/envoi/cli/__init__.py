@@ -9,6 +9,7 @@
 - `jobs`: `envoi jobs list|show|promote|cancel` and `envoi queues pause|resume`; `resolve`: `envoi dlq resolve`;
 - `support`: finding `envoi dev`'s instance (`var/dev.env`), one-line errors for Redis and the database;
 - `providers`: `envoi providers` (circuits, rate limits, throttled waits);
+- `prefs`: `envoi prefs show|set RECIPIENT` (opt-outs, quiet hours, digest address);
 - `common`: logging set-up, `settings_or_exit` and the exit codes: 0 ok, 1 failure, 2 usage/config.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from envoi.cli import dev, dlq, imports, jobs, providers, resolve, serve, templates, webhooks
+from envoi.cli import dev, dlq, imports, jobs, prefs, providers, resolve, serve, templates, webhooks
 from envoi.cli.common import configure_logging, settings_or_exit
 from envoi.cli.support import find_instance, run
 
@@ -30,6 +31,7 @@ app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(jobs.queues_app, name="queues")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(templates.app, name="templates")
+app.add_typer(prefs.app, name="prefs")
 app.command()(serve.migrate)
 app.command()(serve.worker)
 app.command()(serve.api)

@@ -14,6 +14,7 @@ import typer
 
 from envoi.config import Settings, load_settings
 from envoi.errors import ConfigError
+from envoi.masking import MaskingFilter
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -25,8 +26,12 @@ def configure_logging(level: str = "INFO") -> None:
         level=os.environ.get("LOG_LEVEL", level).upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    # httpx logs every request URL at INFO, and Twilio's URLs carry the account SID.
+    # httpx logs every request URL at INFO, and Twilio's URLs carry the account SID; aiosqlite logs every
+    # statement's parameters at DEBUG.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
 
 
 def settings_or_exit(**overrides: object) -> Settings:

@@ -2,9 +2,9 @@
 routes (`envoi.api.routes.queues`) from a terminal, through the same `QueueInspector`.
 
     envoi jobs list --state delayed            the next reminders due, with their run-at times
-    envoi jobs show reminder:apt-1:day         one job: state, attempts, data (recipients masked)
-    envoi jobs promote reminder:apt-1:day      a delayed job runs now
-    envoi jobs cancel reminder:apt-1:hour      a waiting or delayed job is removed
+    envoi jobs show reminder-apt-1-day-…       one job: state, attempts, data (recipients masked)
+    envoi jobs promote reminder-apt-1-day-…    a delayed job runs now
+    envoi jobs cancel reminder-apt-1-hour-…    a waiting or delayed job is removed
     envoi queues pause notifications           workers take no new job until `resume`
 
 Exit codes: 0 done, 1 no such job, a job in the wrong state, or Redis unreachable; 2 bad arguments.
@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from envoi.cli.common import EXIT_USAGE
+from envoi.cli.output import print_json, stdout
 from envoi.cli.support import fail
 from envoi.config import load_settings
 from envoi.masking import mask_payload, mask_text
@@ -48,7 +47,6 @@ jobs_app = typer.Typer(
     help="bullmq's jobs in every state: list, show, promote, cancel.", no_args_is_help=True
 )
 queues_app = typer.Typer(help="Pause or resume a queue for every worker.", no_args_is_help=True)
-out = Console(soft_wrap=False)
 
 QueueOpt = Annotated[str, typer.Option("--queue", "-q", help=f"One of {', '.join(QUEUE_NAMES)}")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
@@ -101,10 +99,6 @@ def as_json(view: JobView) -> dict[str, Any]:
     }
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
 @jobs_app.command("list")
 def list_jobs(
     state: Annotated[
@@ -120,7 +114,7 @@ def list_jobs(
     chosen: ListedState = state  # type: ignore[assignment]  # checked just above
     page = _inspect(lambda inspector: inspector.page(queue, chosen, limit=limit))
     if json_:
-        _print_json([as_json(view) for view in page.items])
+        print_json([as_json(view) for view in page.items])
         return
     if not page.items:
         typer.echo(f"No {state} jobs in {queue}.")
@@ -136,7 +130,7 @@ def list_jobs(
         error = mask_text(view.failed_reason or "").strip().splitlines()
         tries = f"{view.attempts_made}/{view.max_attempts}"
         table.add_row(view.id, view.name, _stamp(when), tries, error[0] if error else "")
-    out.print(table)
+    stdout().print(table)
     if page.next_offset is not None:
         typer.echo(f"(first {limit} shown; --limit for more)")
 
@@ -146,7 +140,7 @@ def show(job_id: JobIdArg, queue: QueueOpt = NOTIFICATIONS_QUEUE, json_: JsonOpt
     """One job: state, attempts, times, data (recipients masked), last error."""
     view = _inspect(lambda inspector: inspector.get(queue, job_id))
     if json_:
-        _print_json(as_json(view))
+        print_json(as_json(view))
         return
     for label, value in (
         ("Job", f"{view.name} {view.id} ({view.queue})"),

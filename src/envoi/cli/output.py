@@ -36,7 +36,7 @@ GAP = 2
 
 
 def stdout() -> Console:
-    # Made per call, not at import: rich reads COLUMNS when a console is made.
+    # Made per call, never at import: rich reads COLUMNS when a console is made.
     return Console(highlight=False)
 
 

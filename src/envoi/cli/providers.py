@@ -13,14 +13,12 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from envoi.channels import ProviderReport, provider_report
 from envoi.cli.common import settings_or_exit
+from envoi.cli.output import stdout
 from envoi.runtime import Envoi
-
-console = Console(highlight=False)
 
 
 async def _reports() -> list[ProviderReport]:
@@ -52,4 +50,4 @@ def providers(
         table.add_row(
             r.channel, r.provider, r.circuit, rate, shown(r.throttled), shown(r.refused), shown(r.paused)
         )
-    console.print(table)
+    stdout().print(table)

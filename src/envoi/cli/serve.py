@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 from typing import Annotated
@@ -16,6 +17,7 @@ from envoi.cli.supervisor import supervise, worker_argv
 from envoi.config import Settings
 from envoi.db.migrate import pending_message, upgrade
 from envoi.errors import ConfigError
+from envoi.masking import MaskingFilter
 from envoi.queue.heartbeat import health as worker_health
 from envoi.queue.names import NOTIFICATIONS_QUEUE, QUEUE_NAMES
 from envoi.runtime import Envoi, import_job_modules
@@ -162,10 +164,16 @@ def api(
     if behind is not None:
         typer.echo(f"envoi: {behind}", err=True)
         raise typer.Exit(EXIT_USAGE)
+    # uvicorn's own handlers (its access log shows paths, which may name a recipient) mask as envoi's do.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"mask": {"()": MaskingFilter}}
+    for handler in log_config["handlers"].values():
+        handler["filters"] = ["mask"]
     uvicorn.run(
         create_app(),
         host=bind,
         port=port or settings.envoi_port,
         log_level="info",
+        log_config=log_config,
         proxy_headers=False,
     )

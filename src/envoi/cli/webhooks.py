@@ -8,17 +8,15 @@ unknown event).
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from envoi.cli.common import settings_or_exit
+from envoi.cli.output import print_json, stderr, stdout
 from envoi.db.migrate import pending_message
 from envoi.db.models import WebhookAttempt, WebhookEndpoint
 from envoi.events import EVENT_TYPES
@@ -33,8 +31,6 @@ from envoi.webhooks.service import (
 )
 
 app = typer.Typer(help="Outbound webhooks: the endpoints envoi POSTs its events to.", no_args_is_help=True)
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")
 
@@ -51,7 +47,7 @@ def _run(work: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
     settings = settings_or_exit()
     behind = pending_message(settings.database_url)
     if behind:
-        errors.print(f"envoi: {behind}")
+        stderr().print(f"envoi: {behind}")
         raise typer.Exit(1)
 
     async def main() -> T:
@@ -65,15 +61,11 @@ def _run(work: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except InvalidEndpointError as exc:
         for field, reason in exc.fields.items():
-            errors.print(f"envoi: {field}: {reason}")
+            stderr().print(f"envoi: {field}: {reason}")
         raise typer.Exit(2) from None
     except (EndpointNotFoundError, EndpointDisabledError) as exc:
-        errors.print(f"envoi: {exc}")
+        stderr().print(f"envoi: {exc}")
         raise typer.Exit(1) from None
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _endpoint(row: WebhookEndpoint) -> dict[str, Any]:
@@ -103,11 +95,11 @@ def _attempt(row: WebhookAttempt) -> dict[str, Any]:
 
 def _print_secret(created: EndpointSecret, as_json: bool) -> None:
     if as_json:
-        _print_json({"id": created.id, "secret": created.secret})
+        print_json({"id": created.id, "secret": created.secret})
         return
-    console.print(f"Endpoint {created.id}")
-    console.print(f"Secret   {created.secret}")
-    console.print(
+    stdout().print(f"Endpoint {created.id}")
+    stdout().print(f"Secret   {created.secret}")
+    stdout().print(
         "Keep the secret now: it is not shown again (envoi webhooks rotate-secret makes a new one)."
     )
 
@@ -117,10 +109,10 @@ def list_endpoints(as_json: JsonOpt = False) -> None:
     """Every endpoint (secrets are never listed)."""
     rows = _run(lambda service: service.list())
     if as_json:
-        _print_json([_endpoint(row) for row in rows])
+        print_json([_endpoint(row) for row in rows])
         return
     if not rows:
-        console.print("No webhook endpoints.")
+        stdout().print("No webhook endpoints.")
         return
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("id", "url", "events", "state", "description"):
@@ -130,7 +122,7 @@ def list_endpoints(as_json: JsonOpt = False) -> None:
         if row.enabled and row.failing_since:
             state = f"failing since {row.failing_since:%Y-%m-%d %H:%M} UTC"
         table.add_row(row.id, row.url, ", ".join(row.events), state, row.description or "")
-    console.print(table)
+    stdout().print(table)
 
 
 @app.command()
@@ -165,18 +157,18 @@ def update(
         )
     )
     if as_json:
-        _print_json(_endpoint(row))
+        print_json(_endpoint(row))
     else:
-        console.print(f"Endpoint {row.id} updated ({'enabled' if row.enabled else 'disabled'}).")
+        stdout().print(f"Endpoint {row.id} updated ({'enabled' if row.enabled else 'disabled'}).")
 
 
 @app.command()
 def delete(endpoint_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Delete an endpoint and its attempts."""
     if not _run(lambda service: service.delete(endpoint_id)):
-        errors.print(f"envoi: No webhook endpoint with id {endpoint_id}")
+        stderr().print(f"envoi: No webhook endpoint with id {endpoint_id}")
         raise typer.Exit(1)
-    console.print(f"Endpoint {endpoint_id} deleted.")
+    stdout().print(f"Endpoint {endpoint_id} deleted.")
 
 
 @app.command("rotate-secret")
@@ -192,9 +184,9 @@ def test(endpoint_id: Annotated[str, typer.Argument(metavar="ID")], as_json: Jso
     """Queue a `webhook.test` event to one endpoint (a worker on the webhooks queue delivers it)."""
     published = _run(lambda service: service.send_test(endpoint_id))
     if as_json:
-        _print_json({"eventId": published.event_id, "jobIds": published.job_ids})
+        print_json({"eventId": published.event_id, "jobIds": published.job_ids})
     else:
-        console.print(f"Test event {published.event_id} queued (job {published.job_ids[0]}).")
+        stdout().print(f"Test event {published.event_id} queued (job {published.job_ids[0]}).")
 
 
 @app.command()
@@ -206,7 +198,7 @@ def attempts(
     """An endpoint's latest delivery attempts."""
     rows = _run(lambda service: service.attempts(endpoint_id, limit=limit))
     if as_json:
-        _print_json([_attempt(row) for row in rows])
+        print_json([_attempt(row) for row in rows])
         return
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("when (UTC)", "event", "type", "status", "ms", "error"):
@@ -221,4 +213,4 @@ def attempts(
             str(row.duration_ms),
             row.error or "",
         )
-    console.print(table)
+    stdout().print(table)

@@ -110,6 +110,8 @@ class DeliveryStatus(StrEnum):
     #: Failed before the provider accepted it: sendable again.
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    #: Not sent because of the recipient's preferences (an opt-out, a one-click unsubscribe): final.
+    SUPPRESSED = "SUPPRESSED"
 
 
 class MessageDelivery(Timestamps, Base):
@@ -270,3 +272,48 @@ class ScheduledMessage(Timestamps, Base):
     job_id: Mapped[str] = mapped_column(String(255), nullable=False)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=ScheduleStatus.SCHEDULED)
+
+
+class RecipientPreference(Base):
+    """One recipient's choice for one channel and category (`envoi.recipients`, its only reader and
+    writer). No row: sent. `recipient` is an email address (lowercased), an E.164 number or a user id."""
+
+    __tablename__ = "recipient_preferences"
+
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: Who set it last: `api`, `cli`, `unsubscribe` (the one-click link).
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class RecipientSettings(Base):
+    """A recipient's own quiet hours, time zone and digest address (`envoi.recipients`)."""
+
+    __tablename__ = "recipient_settings"
+
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    #: `HH:MM-HH:MM`; "" for none whatever QUIET_HOURS says; NULL: QUIET_HOURS applies.
+    quiet_hours: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    #: Used when the job names no `timezone`; NULL: DEFAULT_TIMEZONE.
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: For a user id: where the in-app digest goes (DIGEST_WINDOW); NULL: no digest.
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class InboxDigest(Base):
+    """One user's pending in-app digest (`envoi.notifications.digest`, its only reader and writer):
+    armed by the first unread notification, sent DIGEST_WINDOW later with every notification still
+    unread since `covered_until`."""
+
+    __tablename__ = "inbox_digests"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: When the armed digest is due; NULL while none is armed.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Notifications created up to this instant were in an earlier digest (or too early for one).
+    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

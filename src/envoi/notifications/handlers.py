@@ -7,6 +7,7 @@ What a handler returns becomes bullmq's `returnvalue` (camelCase, readable by No
     {"status": "disabled", "deliveryStatus": "CANCELLED"}                 SMS/WhatsApp off
     {"status": "cancelled", "deliveryStatus": "CANCELLED", "reason": ...}  its schedule was cancelled
                                                        or replaced (reason CANCELLED, SUPERSEDED, UNKNOWN)
+    {"status": "suppressed", "deliveryStatus": "SUPPRESSED", "reason": ...}  the recipient opted out
     {"status": "created" | "skipped", "notificationId": ...}                in-app (envoi's inbox row id)
 
 Each one also carries `"metadata": {"notificationId": ...}` when the job's metadata named one: the
@@ -17,6 +18,11 @@ A delayed message carries `metadata.scheduleId`: `_send` checks its row in `sche
 the ledger's claim (`ScheduleBook.release`, one conditional UPDATE that a concurrent cancel cannot also
 win), so a cancelled or moved reminder completes without sending, even if Redis still held its job.
 
+Before anything else, `_send` asks the recipient policy (`envoi.recipients`), at send time: a marketing
+message to a recipient who opted out completes as SUPPRESSED (never a dead letter); one due inside the
+recipient's quiet hours raises `DeferredError` until the window ends (bullmq's delayed set, attempts
+untouched). A marketing email carries RFC 8058's `List-Unsubscribe` headers.
+
 A failed send marks the ledger row FAILED and re-raises the channel's error, whose class decides retry
 or dead letter. Log lines carry masked recipients, never bodies. Events go out on `events` (the
 webhooks): `message.sent`, `message.failed` when no retry follows, `message.suppressed`.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from envoi.channels import Channel, Channels
@@ -38,11 +45,12 @@ from envoi.channels.base import (
     SendReceipt,
 )
 from envoi.db.models import DeliveryStatus
-from envoi.deliveries import Claim, DeliveryLedger, delivery_key
-from envoi.errors import DeliveryError, is_permanent
+from envoi.deliveries import Claim, DeliveryLedger, Move, delivery_key
+from envoi.errors import DeferredError, DeliveryError, is_permanent
 from envoi.events import EventBus, EventType
 from envoi.masking import mask_recipient
 from envoi.metrics import CHANNEL_DISABLED
+from envoi.notifications.digest import InboxDigests
 from envoi.notifications.jobs import (
     CreateInAppNotificationJob,
     JobMetadata,
@@ -52,20 +60,57 @@ from envoi.notifications.jobs import (
 )
 from envoi.notifications.schedule import Release, ScheduleBook
 from envoi.queue.jobs import HandlerRegistry, JobContext
+from envoi.recipients import Category, RecipientPolicy, category_of
 
 log = logging.getLogger("envoi.notifications")
 
 Result = dict[str, Any]
+#: The `status` a handler returns when it completed a job without sending anything, and how a person
+#: reads it with the `reason` beside it.
+NOT_SENT = {"disabled": "channel off ({})", "cancelled": "schedule {}", "suppressed": "{}"}
+
+
+def not_sent_reason(returned: object) -> str | None:
+    """Why a completed job sent nothing (a channel off, a schedule cancelled, the recipient's
+    preferences), read from what its
+    handler returned; None when it sent, or the job is not one of envoi's messages."""
+    if not isinstance(returned, dict) or returned.get("status") not in NOT_SENT:
+        return None
+    return NOT_SENT[returned["status"]].format(str(returned.get("reason", "?")).lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """What the recipient policy reads of a message: its category and the time zone of its recipient."""
+
+    category: Category = Category.TRANSACTIONAL
+    timezone: str | None = None
+
+    @classmethod
+    def of(cls, job: SendEmailJob | SendSmsJob | SendWhatsAppJob) -> Audience:
+        flow = job.metadata.flow if job.metadata else None
+        return cls(category_of(job.category, flow), job.timezone)
 
 
 class NotificationHandlers:
     def __init__(
-        self, channels: Channels, ledger: DeliveryLedger, schedule: ScheduleBook, *, events: EventBus
+        self,
+        channels: Channels,
+        ledger: DeliveryLedger,
+        schedule: ScheduleBook,
+        *,
+        events: EventBus,
+        policy: RecipientPolicy | None = None,
+        digests: InboxDigests | None = None,
     ) -> None:
         self.channels = channels
         self.ledger = ledger
         self.schedule = schedule
         self.events = events
+        #: None: every message is sent as it comes (no preferences, no quiet hours).
+        self.policy = policy
+        #: Arms the user's in-app digest (DIGEST_WINDOW) on each new in-app notification.
+        self.digests = digests
 
     def register(self, registry: HandlerRegistry) -> None:
         """Each handler with its job's model: the registry parses the data once and hands it over."""
@@ -83,6 +128,8 @@ class NotificationHandlers:
         attachments = tuple(
             OutgoingAttachment(a.filename, a.content_type, a.decoded()) for a in job.attachments or ()
         )
+        audience = Audience.of(job)
+        headers = self.policy.email_headers(job.to, audience.category) if self.policy else ()
 
         async def send(key: str) -> SendReceipt:
             email = OutgoingEmail(
@@ -92,10 +139,13 @@ class NotificationHandlers:
                 text=job.text,
                 idempotency_key=key,
                 attachments=attachments,
+                headers=headers,
             )
             return await channel.send(email)
 
-        return await self._send(context, ChannelName.EMAIL, channel.provider, job.to, job.metadata, send)
+        return await self._send(
+            context, ChannelName.EMAIL, channel.provider, job.to, job.metadata, send, audience
+        )
 
     async def send_sms(self, job: SendSmsJob, context: JobContext) -> Result:
         return await self._text(context, ChannelName.SMS, job, self.channels.sms, "SMS_ENABLED")
@@ -119,7 +169,7 @@ class NotificationHandlers:
         async def send(key: str) -> SendReceipt:
             return await channel.send(OutgoingText(to=job.to, body=job.message, idempotency_key=key))
 
-        return await self._send(context, name, channel.provider, job.to, job.metadata, send)
+        return await self._send(context, name, channel.provider, job.to, job.metadata, send, Audience.of(job))
 
     async def create_inapp_notification(self, job: CreateInAppNotificationJob, context: JobContext) -> Result:
         key = _key(context, ChannelName.INAPP, job.user_id, job.metadata)
@@ -135,6 +185,8 @@ class NotificationHandlers:
         )
         if receipt.duplicate:
             log.info("In-app notification %s already created: skipped", receipt.provider_message_id)
+        elif self.digests is not None:
+            await self.digests.notified(job.user_id)
         result = {
             "status": "skipped" if receipt.duplicate else "created",
             "notificationId": receipt.provider_message_id,
@@ -149,8 +201,24 @@ class NotificationHandlers:
         recipient: str,
         metadata: JobMetadata | None,
         send: Callable[[str], Awaitable[SendReceipt]],
+        audience: Audience,
     ) -> Result:
-        """`_deliver`, behind the scheduled-message check: the one call made before the ledger's claim."""
+        """`_deliver`, behind the recipient's policy and the scheduled-message check: the calls made
+        before the ledger's claim."""
+        if self.policy is not None:
+            recipients = [recipient, *([metadata.user_id] if metadata and metadata.user_id else [])]
+            decision = await self.policy.decide(
+                channel=name, category=audience.category, recipients=recipients, timezone=audience.timezone
+            )
+            if decision.defer_until is not None:
+                raise DeferredError(
+                    f"{audience.category} {name} waits for the end of the recipient's quiet hours",
+                    until=decision.defer_until,
+                )
+            if decision.suppressed is not None:
+                return await self._suppressed(
+                    context, name, provider, recipient, metadata, decision.suppressed
+                )
         schedule_id = metadata.schedule_id if metadata else None
         if schedule_id is None:
             return await self._deliver(context, name, provider, recipient, metadata, send)
@@ -197,6 +265,36 @@ class NotificationHandlers:
         )
         log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
         return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
+
+    async def _suppressed(
+        self,
+        context: JobContext,
+        name: ChannelName,
+        provider: str,
+        recipient: str,
+        metadata: JobMetadata | None,
+        reason: str,
+    ) -> Result:
+        """The recipient said no: the ledger row reads SUPPRESSED with the reason; the job completes."""
+        key = _key(context, name, recipient, metadata)
+        status = await self.ledger.cancel(
+            key=key,
+            channel=name,
+            provider=provider,
+            recipient=recipient,
+            template_key=metadata.flow if metadata else None,
+            reason=reason,
+            code="RECIPIENT_OPTED_OUT",
+            move=Move.SUPPRESS,
+        )
+        log.info("%s to %s not sent: %s", name, mask_recipient(recipient), reason)
+        row = await self.ledger.get(key) if status is DeliveryStatus.SUPPRESSED else None
+        if row is not None:
+            await self.events.emit_message(
+                EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id, status=status
+            )
+        result = {"status": "suppressed", "deliveryStatus": str(status), "reason": reason}
+        return _handed_back(result, metadata)
 
     async def _cancel(
         self,
@@ -255,6 +353,10 @@ class NotificationHandlers:
         try:
             async with self.ledger.renewing(claim):
                 receipt = await send(key)
+        except DeferredError:
+            # Postponed before it left (its provider's next slot is too far): not an attempt, not a failure.
+            await self.ledger.release(claim)
+            raise
         except Exception as exc:
             code = exc.code if isinstance(exc, DeliveryError) else type(exc).__name__
             await self._record_failure(claim, code, str(exc))
@@ -307,7 +409,10 @@ class NotificationHandlers:
         row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
         if row is not None:
             await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
-        return _handed_back({"status": "disabled", "deliveryStatus": str(status)}, metadata)
+        return _handed_back(
+            {"status": "disabled", "deliveryStatus": str(status), "reason": reason},
+            metadata,
+        )
 
 
 def _key(context: JobContext, name: ChannelName, recipient: str, metadata: JobMetadata | None) -> str:

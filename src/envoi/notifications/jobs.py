@@ -5,12 +5,14 @@ Keys are camelCase on the wire, byte for byte as the original system's producers
 built through its model (`SendEmailJob(to=..., ...)`, validated at the call) and `wire()` gives its
 camelCase data back; `queue.enqueue_job(queue, job)` adds it under its `JOB_NAME`.
 
-    SEND_EMAIL                 {to, subject, html, text?, attachments?, metadata?}
-    SEND_SMS                   {to, message, metadata?}
-    SEND_WHATSAPP              {to, message, metadata?}         to may carry a `whatsapp:` prefix
+    SEND_EMAIL                 {to, subject, html, text?, attachments?, category?, timezone?, metadata?}
+    SEND_SMS                   {to, message, category?, timezone?, metadata?}
+    SEND_WHATSAPP              {to, message, category?, timezone?, metadata?}   `whatsapp:` prefix allowed
     CREATE_INAPP_NOTIFICATION  {userId, title, message, metadata?}
 
 `attachments` is envoi's extension: `[{filename, contentType, content}]`, content in base64.
+`category` (`transactional` or `marketing`) and `timezone` (an IANA name) are envoi's too: what the
+recipient's preferences and quiet hours apply to (`envoi.recipients`, docs/recipients.md).
 `metadata` keeps every key it is given; the ones envoi reads are declared on `JobMetadata`.
 Unknown top-level keys are ignored (a newer producer must not break an older worker).
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -31,6 +33,7 @@ from envoi.addresses import EmailAddress, phone_e164
 from envoi.errors import UnknownJobError
 from envoi.queue.jobs import parse_model, wire_form
 from envoi.queue.names import JobName
+from envoi.quiet_hours import iana_zone
 from envoi.validation import CleanInput, single_line
 
 __all__ = [
@@ -73,6 +76,9 @@ Phone = Annotated[str, AfterValidator(e164)]
 #: Accepts `whatsapp:+33...` as Twilio spells it; stored without the prefix (the channel adds it).
 WhatsAppPhone = Annotated[str, AfterValidator(_whatsapp_e164)]
 Base64 = Annotated[str, AfterValidator(_base64)]
+#: `envoi.recipients.Category`'s values, spelled out so the OpenAPI schema lists them.
+CategoryName = Literal["transactional", "marketing"]
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(iana_zone)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
 
@@ -141,7 +147,15 @@ class Attachment(_Wire):
         return base64.b64decode(self.content)
 
 
-class SendEmailJob(_Wire):
+class _Message(_Wire):
+    """What the recipient's policy reads: the category (else the flow's, else transactional) and the
+    time zone quiet hours are counted in (else the recipient's, else DEFAULT_TIMEZONE)."""
+
+    category: CategoryName | None = None
+    timezone: TimeZoneName | None = None
+
+
+class SendEmailJob(_Message):
     JOB_NAME: ClassVar[str] = JobName.SEND_EMAIL
 
     to: EmailAddress
@@ -157,7 +171,7 @@ class SendEmailJob(_Wire):
         return single_line(value)
 
 
-class SendSmsJob(_Wire):
+class SendSmsJob(_Message):
     JOB_NAME: ClassVar[str] = JobName.SEND_SMS
 
     to: Phone
@@ -165,7 +179,7 @@ class SendSmsJob(_Wire):
     metadata: JobMetadata | None = None
 
 
-class SendWhatsAppJob(_Wire):
+class SendWhatsAppJob(_Message):
     JOB_NAME: ClassVar[str] = JobName.SEND_WHATSAPP
 
     to: WhatsAppPhone

@@ -7,36 +7,20 @@ hand pydantic's errors back as they are.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Annotated, Literal
-from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
 from envoi.addresses import EmailAddress
-from envoi.notifications.jobs import e164
+from envoi.notifications.jobs import TimeZoneName, e164
 from envoi.validation import CleanInput
 
 #: The locales with templates (`envoi.config.LOCALES`), spelled out so the OpenAPI schema lists them.
 Locale = Literal["fr", "en"]
 
 
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _iana_zone(value: str) -> str:
-    # A set lookup, not ZoneInfo(value): ZoneInfo opens a file named after the value, and a long
-    # or odd name then fails with OSError instead of ZoneInfoNotFoundError.
-    if value not in _zones():
-        raise ValueError(f"unknown time zone {value[:64]!r} (expected an IANA name such as Europe/Paris)")
-    return value
-
-
 Phone = Annotated[str, AfterValidator(e164)]
-TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_iana_zone)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 

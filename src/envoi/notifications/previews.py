@@ -66,7 +66,13 @@ MESSAGES: tuple[Message, ...] = (
         "abandon_recovery",
         "email",
         "POST /v1/flows/abandon-recovery (one per ABANDON_RECOVERY_SCHEDULE step)",
-        ("first_name", "resume_url", "step", "steps", "offer"),
+        ("first_name", "resume_url", "step", "steps", "offer", "unsubscribe_url"),
+    ),
+    Message(
+        "inbox_digest",
+        "email",
+        "DIGEST_WINDOW: in-app notifications still unread when the window ends",
+        ("items", "count", "more"),
     ),
     Message("appointment_confirmation", "email", _CONFIRMATION, APPOINTMENT_VARIABLES),
     Message("appointment_ics_summary", "text", f"{_CONFIRMATION} (.ics SUMMARY)", APPOINTMENT_VARIABLES),
@@ -139,6 +145,13 @@ def sample_context(message: Message, settings: Settings) -> dict[str, Any]:
         "step": 3,
         "steps": 3,
         "offer": "-20 % if you book before Friday",
+        "unsubscribe_url": f"{settings.api_url.rstrip('/')}/v1/unsubscribe/sample-token",
+        "items": [
+            {"title": "New lead", "message": "Jane Doe filled in the demo form"},
+            {"title": "Appointment booked", "message": "Paul Martin booked a call"},
+        ],
+        "count": 2,
+        "more": 0,
         **appointment_context(
             sample_appointment(settings), default_timezone=settings.default_timezone, frontend_url=frontend
         ),

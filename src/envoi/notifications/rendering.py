@@ -161,7 +161,9 @@ class Renderer:
     def _context(self, locale: str, context: dict[str, Any]) -> dict[str, Any]:
         if locale not in LOCALES:
             raise ValueError(f"unknown locale {locale!r}; expected one of {', '.join(LOCALES)}")
-        return {**self.brand.context(), "timezone": self.default_timezone, **context, "locale": locale}
+        # `unsubscribe_url`: set for marketing emails only (the footer links to it when present).
+        defaults = {"timezone": self.default_timezone, "unsubscribe_url": None}
+        return {**self.brand.context(), **defaults, **context, "locale": locale}
 
     def _run(self, name: str, values: dict[str, Any]) -> str:
         """One template rendered; any failure becomes a `TemplateError` saying where it happened."""

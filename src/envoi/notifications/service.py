@@ -51,6 +51,7 @@ from envoi.queue.base import EnqueueResult
 from envoi.queue.jobs import JobPayload
 from envoi.queue.names import NOTIFICATIONS_QUEUE
 from envoi.queue.service import QueueService
+from envoi.recipients import Category, RecipientPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,18 @@ def web_url(value: str, name: str) -> str:
 
 
 class NotificationsService:
-    def __init__(self, *, settings: Settings, queue: QueueService, schedule: ScheduleBook) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        queue: QueueService,
+        schedule: ScheduleBook,
+        policy: RecipientPolicy | None = None,
+    ) -> None:
         self.settings = settings
         self.queue = queue
+        #: Gives marketing emails their unsubscribe link (footer); None: no link.
+        self.policy = policy
         self.delayed = DelayedMessages(book=schedule, queue=queue)
         #: Brand (BRAND_NAME, else EMAIL_FROM's display name), TEMPLATES_DIR overrides, default time zone.
         self.renderer = Renderer.from_settings(settings)
@@ -102,6 +112,8 @@ class NotificationsService:
         template: str,
         attachments: list[Attachment] | None = None,
         metadata: dict[str, Any] | None = None,
+        category: Category | None = None,
+        timezone: str | None = None,
     ) -> SendEmailJob:
         return SendEmailJob(
             to=to,
@@ -109,6 +121,8 @@ class NotificationsService:
             html=message.html,
             text=message.text,
             attachments=attachments,
+            category=category.value if category else None,
+            timezone=timezone,
             metadata=_metadata(metadata, template=template, key=key),
         )
 
@@ -123,6 +137,11 @@ class NotificationsService:
         metadata: dict[str, Any] | None = None,
     ) -> SendSmsJob | SendWhatsAppJob:
         return model(to=to, message=message, metadata=_metadata(metadata, template=template, key=key))
+
+    def _unsubscribe_url(self, email: str, locale: str | None) -> str | None:
+        """The footer's link, in the email's language (the page it opens speaks it too)."""
+        url = self.policy.unsubscribe_url(email) if self.policy else None
+        return f"{url}?lang={locale or self.settings.default_locale}" if url else None
 
     async def _enqueue(self, job: JobPayload, job_id: str) -> EnqueueResult:
         return await self.queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id)
@@ -175,11 +194,15 @@ class NotificationsService:
         locale: str | None = None,
         abandon_id: str | None = None,
         offer: str | None = None,
+        timezone: str | None = None,
     ) -> AbandonRecovery:
         """The recovery emails as delayed jobs, one per step of ABANDON_RECOVERY_SCHEDULE (day 1, 3 and 6
         by default), the `offer` in the last one only. `abandon_id` defaults to a digest of the email
-        and `resume_url`. Scheduling the same `abandon_id` again replaces the steps not sent yet."""
+        and `resume_url`. Scheduling the same `abandon_id` again replaces the steps not sent yet.
+        Marketing: each step carries the unsubscribe link, and waits out the lead's quiet hours
+        (counted in `timezone`)."""
         resume_url = web_url(resume_url, "resume_url")
+        unsubscribe_url = self._unsubscribe_url(email, locale)
         abandon_id = abandon_id or digest(email.lower(), resume_url)
         group = abandon_group(abandon_id)
         steps = self.settings.abandon_recovery_steps
@@ -195,10 +218,17 @@ class NotificationsService:
                 step=number,
                 steps=len(steps),
                 offer=offer if number == len(steps) else None,
+                unsubscribe_url=unsubscribe_url,
             )
             meta = {"abandonId": abandon_id, "scheduleId": slot.id}
             job = self._email(
-                email, message, key=slot.message_key, template="abandon_recovery", metadata=meta
+                email,
+                message,
+                key=slot.message_key,
+                template="abandon_recovery",
+                metadata=meta,
+                category=Category.MARKETING,
+                timezone=timezone,
             )
             planned.append(Planned(slot, job))
         # Every kind: a shorter schedule than last time must not leave an old last step behind.

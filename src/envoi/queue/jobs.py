@@ -9,8 +9,10 @@ parsed model, and `QueueService.enqueue()` validates the data of a known job at 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -24,6 +26,7 @@ log = logging.getLogger("envoi.jobs")
 
 Mode = Literal["queued", "sync"]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 #: A job name as it goes in a URL (`POST /v1/jobs/{jobName}`) and a bullmq key.
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
@@ -87,6 +90,62 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
+def validate_items(job_name: str, count: int, validate: Callable[[int], T]) -> list[T]:
+    """`validate(index)` for each of `count` items; one `InvalidJobDataError` naming every bad field of
+    every bad item by its index (`items.3.to`; `items.3` for an item that is not an object), since a
+    batch is refused whole, before any of it is added."""
+    valid: list[T] = []
+    fields: dict[str, str] = {}
+    for index in range(count):
+        try:
+            valid.append(validate(index))
+        except InvalidJobDataError as exc:
+            for path, reason in exc.fields.items():
+                fields[f"items.{index}.{path}" if path else f"items.{index}"] = reason
+    if fields:
+        raise InvalidJobDataError(job_name, fields)
+    return valid
+
+
+def require_object(job_name: str, data: Any) -> dict[str, Any]:
+    """`data` when it is an object; else `InvalidJobDataError` for the item as a whole (path "")."""
+    if not isinstance(data, dict):
+        raise InvalidJobDataError(job_name, {"": "must be an object"})
+    return data
+
+
+def _positional_capacity(handler: Callable[..., Any]) -> int | None:
+    """How many positional arguments `handler` takes (None: any number, or no signature to read)."""
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional for p in parameters)
+
+
+def _two_arguments(name: str, handler: Callable[..., Awaitable[Any]]) -> Handler:
+    """`handler` as envoi calls it, `(payload, ctx)`. A handler taking one argument was written for the
+    form envoi had before handlers got parsed models, `async def handler(ctx)` (the peer benchmark in
+    ../shared/bench/peers still uses it): it keeps running, given the context (`ctx.data` is the wire
+    dict), with a DeprecationWarning when it is registered, rather than failing every job it gets."""
+    if _positional_capacity(handler) != 1:
+        return handler
+    warnings.warn(
+        f"the handler of {name!r} takes one argument (ctx), the form envoi had before December; "
+        "handlers now take (payload, ctx)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+    async def with_context(_payload: Any, context: JobContext) -> Any:
+        return await handler(context)
+
+    return with_context
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
     handler: Handler
@@ -111,7 +170,7 @@ class HandlerRegistry:
     ) -> None:
         if name in self._entries:
             raise ValueError(f"a handler for {name!r} is already registered")
-        self._entries[name] = Registration(handler, model, queue)
+        self._entries[name] = Registration(_two_arguments(name, handler), model, queue)
 
     def handler(self, name: str, *, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:

@@ -7,16 +7,20 @@ through `QueueService.on_redis` (`RedisDoor`), which decides between Redis and t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from bullmq import Queue
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 from envoi.config import Settings
-from envoi.queue.base import EnqueueResult
+from envoi.queue.base import BulkJob, EnqueueResult
+from envoi.queue.coalesce import Coalescer
+from envoi.queue.deadline import Deadlines
 from envoi.queue.keys import EnvoiKeys
 
 #: What adding a job may take on a reachable Redis before the call counts as failed.
@@ -25,15 +29,49 @@ COMMAND_TIMEOUT_S = 2.0
 T = TypeVar("T")
 
 
-def producer_client(settings: Settings) -> aioredis.Redis:
+def producer_client(settings: Settings, *, bounded_reads: bool = True) -> aioredis.Redis:
     """A client that fails fast: one connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS.
 
     bullmq's own client retries 20 times with backoff (about 350 s on a dead Redis); a producer sits on
-    a request path and must not.
+    a request path and must not. `bounded_reads=False` leaves out redis-py's socket timeout, for a
+    client whose every call is bounded otherwise (`Deadlines`): with a socket timeout, redis-py
+    wraps each write in `asyncio.wait_for`, a task per command (bench/enqueue.py, docs/benchmarks.md).
     """
     kwargs = settings.redis.connection_kwargs(connect_timeout_s=settings.redis_connect_timeout_s)
-    kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
-    return aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
+    if bounded_reads:
+        kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
+    client = aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
+    pool = client.connection_pool
+    pool.connection_class = HIREDIS_PACKING.get(pool.connection_class, pool.connection_class)
+    return client
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis (C), as redis-py's synchronous connections do, where its asyncio ones
+    pack in Python: a fifth of the CPU time of an enqueue, most of it in the 13 arguments of bullmq's
+    add script (bench/enqueue.py, docs/benchmarks.md). The bytes on the wire are the same."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
+
+
+class HiredisConnection(_HiredisPacking, aioredis.Connection):
+    pass
+
+
+class HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+    pass
+
+
+#: redis-py's connection classes and their hiredis-packing counterparts (none without hiredis).
+HIREDIS_PACKING: dict[type[Any], type[Any]] = (
+    {aioredis.Connection: HiredisConnection, aioredis.SSLConnection: HiredisSSLConnection}
+    if HIREDIS_AVAILABLE
+    else {}
+)
 
 
 def text(value: bytes | str | None) -> str | None:
@@ -45,10 +83,16 @@ class RedisBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = producer_client(settings)
+        #: Adds jobs, and nothing else: each add is bounded by `budget_s` (`deadlines`).
+        self.add_client = producer_client(settings, bounded_reads=False)
+        self._adders: dict[str, Queue] = {}
         self.keys = EnvoiKeys.for_prefix(settings.redis_prefix)
         self._queues: dict[str, Queue] = {}
         #: Bounds a whole call, beyond the client's own per-step timeouts.
         self.budget_s = settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+        #: Bounds each add (`add_client` has no socket timeout): one timer per tick, not one per add.
+        self.deadlines = Deadlines(self.budget_s)
+        self.coalescer = Coalescer(self.add_one, self.add_bulk)
 
     def queue(self, name: str) -> Queue:
         if name not in self._queues:
@@ -57,16 +101,39 @@ class RedisBackend:
             )
         return self._queues[name]
 
-    async def enqueue(
-        self, queue: str, job_name: str, data: dict[str, Any], *, job_id: str | None, options: dict[str, Any]
-    ) -> EnqueueResult:
-        opts = dict(options)
-        if job_id is not None:
-            opts["jobId"] = job_id
-        # asyncio.timeout, not wait_for: it does not spawn a task per call on the hot path.
-        async with asyncio.timeout(self.budget_s):
-            job = await self.queue(queue).add(job_name, data, opts)
-        return EnqueueResult(job_id=str(job.id), job_name=job_name, queue=queue, mode="queued")
+    def adder(self, name: str) -> Queue:
+        """The bullmq `Queue` that adds jobs to `name`, over `add_client`."""
+        if name not in self._adders:
+            self._adders[name] = Queue(
+                name, {"connection": self.add_client, "prefix": self.settings.redis_prefix}
+            )
+        return self._adders[name]
+
+    async def enqueue(self, job: BulkJob) -> EnqueueResult:
+        """Add one job; with the others added in this loop iteration, in one bulk add (`Coalescer`)."""
+        job_id = await self.coalescer.add(job)
+        return EnqueueResult(job_id=job_id, job_name=job.name, queue=job.queue, mode="queued")
+
+    async def enqueue_many(self, jobs: Sequence[BulkJob]) -> list[EnqueueResult]:
+        """Add jobs of one queue in one MULTI/EXEC (all or none), in order."""
+        ids = await self.add_bulk(jobs)
+        return [
+            EnqueueResult(job_id=job_id, job_name=job.name, queue=job.queue, mode="queued")
+            for job, job_id in zip(jobs, ids, strict=True)
+        ]
+
+    async def add_one(self, job: BulkJob) -> str:
+        added = await self.deadlines.bound(self.adder(job.queue).add(job.name, job.data, job.bullmq_opts()))
+        return str(added.id)
+
+    async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
+        """bullmq's `addBulk`: a SCRIPT EXISTS, then one MULTI/EXEC holding every job's add script."""
+        queues = {job.queue for job in jobs}
+        if len(queues) != 1:
+            raise ValueError(f"a bulk add goes to one queue, not {sorted(queues)}")
+        entries = [{"name": job.name, "data": job.data, "opts": job.bullmq_opts()} for job in jobs]
+        added = await self.deadlines.bound(self.adder(queues.pop()).addBulk(entries))
+        return [str(job.id) for job in added]
 
     async def remove(self, queue: str, job_id: str) -> bool:
         """True when the job existed and is gone. bullmq's removeJob answers 1 for an unknown id too,
@@ -87,10 +154,13 @@ class RedisBackend:
             return bool(await self.client.ping())
 
     async def close(self) -> None:
-        queues, self._queues = list(self._queues.values()), {}
+        await self.coalescer.close()
+        queues = [*self._queues.values(), *self._adders.values()]
+        self._queues, self._adders = {}, {}
         for q in queues:
             await q.close()
         await self.client.aclose()
+        await self.add_client.aclose()
 
 
 class RedisDoor(Protocol):

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import cache, partial
 from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,12 +24,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from envoi import metrics
 from envoi.config import Settings
 from envoi.errors import QueueUnavailableError
-from envoi.queue.base import EnqueueResult
+from envoi.queue.base import CHUNK_SIZE, BulkJob, EnqueueResult, chunks
 from envoi.queue.breaker import CircuitBreaker
 from envoi.queue.failed_set import FailedSet
 from envoi.queue.inline import InlineBackend
 from envoi.queue.inspect import QueueInspector
-from envoi.queue.jobs import FailureRecorder, FinalFailure, HandlerRegistry, JobPayload
+from envoi.queue.jobs import (
+    FailureRecorder,
+    FinalFailure,
+    HandlerRegistry,
+    JobPayload,
+    require_object,
+    validate_items,
+)
 from envoi.queue.marks import Marks
 from envoi.queue.names import QUEUE_NAMES
 from envoi.queue.options import default_job_options, merge_options
@@ -57,6 +65,18 @@ def _delay_ms(delay: float | timedelta | None) -> int | None:
         return None
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     return max(0, round(seconds * 1000)) or None
+
+
+@cache
+def _meters(queue: str, job_name: str, mode: str) -> tuple[Any, Any]:
+    """The enqueue metrics' children for these labels, looked up once: `labels()` takes a lock and
+    builds its key on every call, on the path of every enqueue."""
+    return metrics.ENQUEUE_LATENCY.labels(queue, mode), metrics.JOBS_ENQUEUED.labels(queue, job_name, mode)
+
+
+def _same_length(job_ids: Sequence[str] | None, items: Sequence[Any]) -> None:
+    if job_ids is not None and len(job_ids) != len(items):
+        raise ValueError(f"{len(job_ids)} job ids for {len(items)} items")
 
 
 class QueueService:
@@ -129,9 +149,13 @@ class QueueService:
     ) -> EnqueueResult:
         """Add a job. `delay` is in seconds (or a timedelta); other options are bullmq's, overriding the
         defaults (attempts, backoff, priority, ...). The data of a job with a registered model is
-        validated here (`InvalidJobDataError`). Never raises because Redis is down."""
+        validated here (`InvalidJobDataError`). Never raises because Redis is down.
+
+        Calls made from several tasks in the same event-loop iteration reach Redis together, in one
+        bulk add (`envoi.queue.coalesce`); each caller still gets its own id, or its own inline run."""
         payload = self.registry.validate(job_name, data)
-        return await self._add(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+        job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+        return await self._add(job)
 
     async def enqueue_job(
         self,
@@ -143,9 +167,55 @@ class QueueService:
         **options: Any,
     ) -> EnqueueResult:
         """`enqueue` for a job built (and so validated) through its model: `SendEmailJob(...)`."""
-        return await self._add(queue, job.JOB_NAME, job.wire(), job_id=job_id, delay=delay, options=options)
+        prepared = self._prepare(queue, job.JOB_NAME, job.wire(), job_id=job_id, delay=delay, options=options)
+        return await self._add(prepared)
 
-    async def _add(
+    async def enqueue_many(
+        self,
+        queue: str,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        job_ids: Sequence[str] | None = None,
+        delay: float | timedelta | None = None,
+        **options: Any,
+    ) -> list[EnqueueResult]:
+        """Add many jobs of one name, in order: one MULTI/EXEC per chunk of CHUNK_SIZE jobs (bullmq's
+        `addBulk`), one result per item in the same order. Every item is checked as `enqueue` checks
+        one, all of them before any is added: `InvalidJobDataError` names each bad one by its index
+        (`items.3.to`). `job_ids`, when given, has one id per item.
+
+        Never raises because Redis is down: a chunk Redis did not take, and every chunk after it, runs
+        inline one job at a time (the fallback of `enqueue`, per job)."""
+
+        def check(index: int) -> BulkJob:
+            payload = self.registry.validate(job_name, require_object(job_name, items[index]))
+            job_id = job_ids[index] if job_ids is not None else None
+            return self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+
+        _same_length(job_ids, items)
+        return await self._add_many(validate_items(job_name, len(items), check))
+
+    async def enqueue_jobs(
+        self,
+        queue: str,
+        jobs: Sequence[JobPayload],
+        *,
+        job_ids: Sequence[str] | None = None,
+        delay: float | timedelta | None = None,
+        **options: Any,
+    ) -> list[EnqueueResult]:
+        """`enqueue_many` for jobs built through their models, of any names: `[SendEmailJob(...), ...]`."""
+
+        def check(index: int) -> BulkJob:
+            job, job_id = jobs[index], job_ids[index] if job_ids is not None else None
+            return self._prepare(queue, job.JOB_NAME, job.wire(), job_id=job_id, delay=delay, options=options)
+
+        _same_length(job_ids, jobs)
+        name = jobs[0].JOB_NAME if jobs else "jobs"
+        return await self._add_many(validate_items(name, len(jobs), check))
+
+    def _prepare(
         self,
         queue: str,
         job_name: str,
@@ -154,7 +224,8 @@ class QueueService:
         job_id: str | None,
         delay: float | timedelta | None,
         options: dict[str, Any],
-    ) -> EnqueueResult:
+    ) -> BulkJob:
+        """The checks every job passes before it goes anywhere (Redis or inline), and its options."""
         if queue not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
         if job_id is not None and ":" in job_id:
@@ -167,22 +238,47 @@ class QueueService:
             max_metadata_bytes=self.settings.max_metadata_bytes,
         )
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
+        return BulkJob(queue=queue, name=job_name, data=payload, job_id=job_id, opts=opts)
+
+    async def _add(self, job: BulkJob) -> EnqueueResult:
         started = time.perf_counter()
         try:
-            result = await self.on_redis(
-                lambda redis: redis.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
-            )
+            result = await self.on_redis(lambda redis: redis.enqueue(job))
         except QueueUnavailableError:
-            result = await self.inline.enqueue(queue, job_name, payload, job_id=job_id, options=opts)
-        if result.mode == "queued" and opts.get("delay"):
+            result = await self._inline(job)
+        await self._added(job, result, started)
+        return result
+
+    async def _add_many(self, jobs: list[BulkJob]) -> list[EnqueueResult]:
+        results: list[EnqueueResult] = []
+        for chunk in chunks(jobs, CHUNK_SIZE):
+            started = time.perf_counter()
+            try:
+                added = await self.on_redis(partial(RedisBackend.enqueue_many, jobs=chunk))
+                log.debug("Bulk add: %d jobs on %s", len(chunk), chunk[0].queue)
+            except QueueUnavailableError:
+                # Redis did not take this chunk (bullmq adds it in one MULTI/EXEC, all or nothing, and
+                # the breaker is open now, so the chunks after it skip Redis too): each job runs inline.
+                added = [await self._inline(job) for job in chunk]
+            for job, result in zip(chunk, added, strict=True):
+                await self._added(job, result, started)
+            results.extend(added)
+        return results
+
+    async def _inline(self, job: BulkJob) -> EnqueueResult:
+        return await self.inline.enqueue(job.queue, job.name, job.data, job_id=job.job_id, options=job.opts)
+
+    async def _added(self, job: BulkJob, result: EnqueueResult, started: float) -> None:
+        """After a job went somewhere: the recipient index (a scheduled job) and the metrics."""
+        if result.mode == "queued" and job.opts.get("delay"):
             # A scheduled job can be looked for by its recipient (`envoi.queue.recipients`).
-            await self.recipients.index(queue, result.job_id, payload)
-        metrics.ENQUEUE_LATENCY.labels(queue, result.mode).observe(time.perf_counter() - started)
-        metrics.JOBS_ENQUEUED.labels(queue, job_name, result.mode).inc()
+            await self.recipients.index(job.queue, result.job_id, job.data)
+        latency, enqueued = _meters(job.queue, job.name, result.mode)
+        latency.observe(time.perf_counter() - started)
+        enqueued.inc()
         if result.mode == "sync":
             outcome = "ok" if result.succeeded else "failed"
-            metrics.FALLBACK_RUNS.labels(queue, job_name, outcome).inc()
-        return result
+            metrics.FALLBACK_RUNS.labels(job.queue, job.name, outcome).inc()
 
     async def remove(self, queue: str, job_id: str) -> bool:
         """Remove a waiting or delayed job (a cancelled reminder). False when absent or Redis is down."""

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from envoi.api.deps import Admin, EnvoiDep, FailedJobsDep
+from envoi.api.deps import Admin, EnvoiDep, FailedJobsDep, LedgerDep
 from envoi.api.schemas import (
     Count,
+    DeliveryItem,
+    DeliveryPage,
     FailedJobItem,
     FailedJobPage,
     FailureHistogram,
@@ -23,7 +25,7 @@ from envoi.api.schemas import (
     RetryFailedAgain,
 )
 from envoi.channels import provider_report
-from envoi.db.models import FailedJob, FailedJobStatus
+from envoi.db.models import DeliveryStatus, FailedJob, FailedJobStatus
 from envoi.dead_letters.service import (
     MAX_LIMIT,
     FailedJobFilters,
@@ -34,7 +36,9 @@ from envoi.dead_letters.service import (
     failed_on_invalid_data,
     row_as_dict,
 )
+from envoi.deliveries import NOT_SENT_STATUSES
 from envoi.errors import QueueUnavailableError
+from envoi.masking import mask_recipient, mask_text
 from envoi.queue.names import QUEUE_NAMES
 from envoi.runtime import Envoi
 
@@ -202,3 +206,34 @@ async def resolve_failed_job(failed_job_id: FailedJobId, service: FailedJobsDep)
     except FailedJobNotResolvableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     return item(row, service)
+
+
+@router.get("/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    ledger: LedgerDep,
+    statuses: Annotated[
+        list[DeliveryStatus] | None,
+        Query(alias="status", description="Ledger statuses (repeatable); the ones not sent by default"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> DeliveryPage:
+    """The delivery ledger's latest rows in some statuses, last changed first: by default the messages
+    envoi decided not to send (a channel off, a schedule cancelled), with the reason."""
+    rows = await ledger.latest(tuple(statuses or NOT_SENT_STATUSES), limit=limit)
+    return DeliveryPage(
+        items=[
+            DeliveryItem(
+                id=row.id,
+                channel=row.channel,
+                provider=row.provider,
+                recipient=mask_recipient(row.recipient),
+                status=row.status,
+                template_key=row.template_key,
+                error_code=row.error_code,
+                error_message=mask_text(row.error_message) if row.error_message else None,
+                attempts=row.attempts,
+                updated_at=row.updated_at,
+            )
+            for row in rows
+        ]
+    )

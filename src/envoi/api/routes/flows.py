@@ -100,6 +100,7 @@ async def abandon_recovery(
         locale=body.locale,
         abandon_id=body.abandon_id,
         offer=body.offer,
+        timezone=body.timezone,
     )
     flow_answer = accepted([s.result for s in recovery.replacement.scheduled], envoi)
     return AbandonRecoveryAccepted(

@@ -1,4 +1,5 @@
-"""Raw jobs: `POST /v1/jobs/{jobName}` with the job's data, as a Node producer would add it.
+"""Raw jobs: `POST /v1/jobs/{jobName}` with the job's data, as a Node producer would add it, and
+`POST /v1/jobs/{jobName}/batch` with up to 1,000 of them (`{"items": [...]}`), added in bulk.
 
 `jobName` is one of envoi's four notification jobs or a job the application declared with `@job` (loaded
 by `envoi api --jobs` / ENVOI_JOBS); any other name is a 404. The body is validated by the job's model
@@ -7,7 +8,8 @@ by `envoi api --jobs` / ENVOI_JOBS); any other name is a 404. The body is valida
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Response, status
@@ -20,12 +22,17 @@ from envoi.api.intake import (
     Submission,
     channel_warnings,
     submit,
+    submit_batch,
     submit_job,
     with_idempotency_key,
+    with_item_key,
 )
-from envoi.api.schemas import JobAccepted, Problem, ValidationProblem
-from envoi.notifications.jobs import JOB_MODELS, parse_job
-from envoi.queue.jobs import JOB_NAME_PATTERN, HandlerRegistry
+from envoi.api.schemas import BatchAccepted, BatchJob, JobAccepted, JobBatch, Problem, ValidationProblem
+from envoi.notifications.jobs import JOB_MODELS, NotificationJob, parse_job
+from envoi.queue.base import EnqueueResult
+from envoi.queue.jobs import JOB_NAME_PATTERN, HandlerRegistry, validate_items
+from envoi.queue.names import NOTIFICATIONS_QUEUE
+from envoi.queue.service import QueueService
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[ApiKey])
 
@@ -114,3 +121,69 @@ async def enqueue_job(
         idempotency_key=idempotency_key,
     )
     return accepted(submission, response, [])
+
+
+@router.post(
+    JOB_PATH + "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses={
+        200: {"model": BatchAccepted, "description": "Idempotency-Key seen before: the first batch's jobs"},
+        422: {"model": ValidationProblem, "description": "An item fails validation (`items.3.to`)"},
+        404: {"model": Problem, "description": "No job of that name"},
+    },
+    summary="Enqueue up to 1,000 jobs of one name",
+)
+async def enqueue_batch(
+    job_name: Annotated[
+        str,
+        Path(alias="jobName", pattern=JOB_NAME_PATTERN, description="envoi's four jobs, or one of yours"),
+    ],
+    envoi: EnvoiDep,
+    store: IdempotencyDep,
+    response: Response,
+    batch: JobBatch,
+    idempotency_key: IdempotencyKey = None,
+) -> BatchAccepted:
+    """Every item is validated before any is enqueued: one bad item is a 422 naming it by its index, and
+    nothing is enqueued. The Idempotency-Key covers the whole batch (a repeat answers 200 with the first
+    batch's job ids); each of envoi's messages gets `{key}#{index}` as its own ledger key."""
+    items, warnings = batch.items, []
+    enqueue: Callable[[list[str]], Awaitable[list[EnqueueResult]]]
+    if job_name in JOB_MODELS:
+        jobs = validate_items(
+            job_name,
+            len(items),
+            lambda index: parse_job(job_name, with_item_key(items[index], idempotency_key, index)),
+        )
+        enqueue = partial(_enqueue_jobs, envoi.queue, jobs)
+        channel = JOB_CHANNELS.get(job_name)
+        warnings = channel_warnings(envoi.settings, [channel] if channel else [])
+    else:
+        registration = envoi.registry.get(job_name)
+        if registration is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No job named {job_name!r}")
+        payloads = validate_items(
+            job_name, len(items), lambda index: envoi.registry.validate(job_name, items[index])
+        )
+        enqueue = partial(_enqueue_many, envoi.queue, registration.queue, job_name, payloads)
+    submissions = await submit_batch(
+        store, job_name=job_name, count=len(items), idempotency_key=idempotency_key, enqueue=enqueue
+    )
+    if any(submission.mode is None for submission in submissions):
+        response.status_code = status.HTTP_200_OK
+    return BatchAccepted(
+        jobs=[BatchJob(job_id=s.job_id, mode=s.mode or "queued") for s in submissions], warnings=warnings
+    )
+
+
+async def _enqueue_jobs(
+    queue: QueueService, jobs: list[NotificationJob], job_ids: list[str]
+) -> list[EnqueueResult]:
+    return await queue.enqueue_jobs(NOTIFICATIONS_QUEUE, jobs, job_ids=job_ids)
+
+
+async def _enqueue_many(
+    queue: QueueService, queue_name: str, job_name: str, payloads: list[dict[str, Any]], job_ids: list[str]
+) -> list[EnqueueResult]:
+    return await queue.enqueue_many(queue_name, job_name, payloads, job_ids=job_ids)

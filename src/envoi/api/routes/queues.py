@@ -31,6 +31,7 @@ from envoi.api.queue_schemas import (
 from envoi.api.schemas import Problem
 from envoi.db.models import FailedJob
 from envoi.masking import mask_payload, mask_text
+from envoi.notifications.handlers import not_sent_reason
 from envoi.queue.inspect import JobNotFoundError, JobView, ListedState, UnknownQueueError, parse_duration_ms
 from envoi.queue.recipients import normalise
 from envoi.runtime import Envoi
@@ -70,6 +71,7 @@ def job_item(view: JobView) -> JobItem:
         finished_at=view.finished_at,
         failed_reason=mask_text(view.failed_reason) if view.failed_reason else None,
         priority=view.priority,
+        not_sent=not_sent_reason(view.return_value) if view.state == "completed" else None,
     )
 
 

@@ -1,5 +1,5 @@
 // envoi admin page, second half: bullmq's jobs in every state, search, queue controls (pause, resume,
-// clean), the workers and the throughput chart. Uses admin.js's helpers (window.envoiAdmin); every value
+// clean), the workers, the messages not sent and the throughput chart. Uses admin.js's helpers (window.envoiAdmin); every value
 // from the API goes in through textContent.
 "use strict";
 
@@ -124,14 +124,16 @@
         onclick: (event) => { event.stopPropagation(); cancel(item); } }));
     }
     const at = moment(item);
-    const error = item.failedReason ? item.failedReason.split("\n")[0] : "";
+    // A completed job that sent nothing (its channel off, its schedule cancelled) says so beside its state.
+    const error = item.failedReason ? item.failedReason.split("\n")[0] : (item.notSent ? `not sent: ${item.notSent}` : "");
     tr.append(
       el("td", { class: "job", text: item.id }),
       el("td", { class: "job", text: item.name }),
       el("td", { class: "when", title: at.label, "data-label": at.label, text: stamp(at.value) }),
       el("td", { class: "num", text: `${item.attemptsMade}/${item.maxAttempts}` }),
       el("td", { class: "error-cell", title: error },
-        el("span", { class: `badge state-${item.state}`, text: item.state }), error ? ` ${error}` : ""),
+        el("span", { class: `badge state-${item.state}${item.notSent ? " not-sent" : ""}`, text: item.state }),
+        error ? ` ${error}` : ""),
       actions);
     tr.addEventListener("click", () => toggleDetail(tr, item));
     tr.addEventListener("keydown", (event) => { if (event.key === "Enter") toggleDetail(tr, item); });
@@ -242,6 +244,25 @@
     $("#workers-total").textContent = `${data.workers.length} connected`;
   }
 
+  // --- not sent (the ledger's CANCELLED rows) --------------------------------------------------------
+
+  async function refreshNotSent() {
+    let data;
+    try { data = await api("/v1/admin/deliveries?limit=20"); } catch (_) { return; }
+    const body = $("#not-sent tbody");
+    body.replaceChildren();
+    for (const d of data.items) {
+      body.append(el("tr", { "data-id": d.id },
+        el("td", { class: "when", title: stamp(d.updatedAt), text: when(d.updatedAt) }),
+        el("td", { text: d.channel }),
+        el("td", { class: "job", text: d.recipient }),
+        el("td", { text: d.templateKey || "—" }),
+        el("td", { class: "error-cell" }, el("span", { class: "badge warn", text: d.errorCode || d.status }),
+          d.errorMessage ? ` ${d.errorMessage}` : "")));
+    }
+    $("#not-sent-empty").hidden = data.items.length > 0;
+  }
+
   // --- throughput -----------------------------------------------------------------------------------
 
   async function refreshThroughput() {
@@ -279,7 +300,9 @@
 
   loadJobs();
   refreshWorkers();
+  refreshNotSent();
   refreshThroughput();
   setInterval(refreshWorkers, WORKERS_REFRESH_MS);
+  setInterval(refreshNotSent, WORKERS_REFRESH_MS);
   setInterval(refreshThroughput, THROUGHPUT_REFRESH_MS);
 })();
