@@ -15,7 +15,8 @@ Rows, each repetition in a rotated order, all at the same concurrency:
 In-process rows add N jobs, start the worker and time its first to its last completion. Process rows add
 N jobs to a paused queue, start the command, wait for every process's heartbeat, resume the queue and time
 until no job is left (polled every 10 ms). Prints jobs/s (median of the repetitions) and the ratio to the
-baseline; the last line gives `--processes 2` over one process.
+baseline, then `--processes 2` over one process and the cores the worker processes and redis-server kept
+busy meanwhile (CPU seconds over wall seconds: on 2 cores, what is left to scale into).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import psutil
 from bullmq import Queue
 from bullmq import Worker as BullWorker
 from redis.asyncio import Redis
@@ -169,10 +171,15 @@ async def drain_cli(
     queue = Queue(NOTIFICATIONS_QUEUE, {"connection": url, "prefix": prefix})
     try:
         await _until(lambda: _beating(client, prefix, processes), what="the workers' heartbeats", proc=proc)
+        workers = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        cpu = _cpu_s(workers), await _redis_cpu_s(client)
         started = time.perf_counter()
         await queue.resume()
-        await _until(lambda: _empty(queue), what="the queue to drain", proc=proc, poll_s=0.01)
-        return n / (time.perf_counter() - started)
+        await _until(lambda: _empty(client, prefix), what="the queue to drain", proc=proc, poll_s=0.01)
+        elapsed = time.perf_counter() - started
+        used = _cpu_s(workers) - cpu[0], await _redis_cpu_s(client) - cpu[1]
+        CORES.setdefault(processes, []).append((used[0] / elapsed, used[1] / elapsed))
+        return n / elapsed
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 60)
@@ -180,13 +187,32 @@ async def drain_cli(
         await client.aclose()
 
 
+#: Cores busy while the process rows ran, by process count: (envoi's processes, redis-server).
+CORES: dict[int, list[tuple[float, float]]] = {}
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+async def _redis_cpu_s(client: Redis) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def _beating(client: Redis, prefix: str, processes: int) -> bool:
     return int(await client.zcard(heartbeat_key(prefix))) >= processes
 
 
-async def _empty(queue: Queue) -> bool:
-    counts = await queue.getJobCounts("wait", "paused", "active", "prioritized", "delayed")
-    return not any(counts.values())
+async def _empty(client: Redis, prefix: str) -> bool:
+    # Plain reads in one round trip: bullmq's getJobCounts (a script) every 10 ms took a third of a core
+    # from the workers being measured.
+    key = f"{prefix}:{NOTIFICATIONS_QUEUE}"
+    async with client.pipeline(transaction=False) as pipe:
+        for name in ("wait", "paused", "active"):
+            pipe.llen(f"{key}:{name}")
+        pipe.zcard(f"{key}:prioritized")
+        return not any(await pipe.execute())
 
 
 async def _until(
@@ -261,6 +287,13 @@ def report(workload: str, rates: dict[str, list[float]]) -> None:
         print(f"| {kind:34} | {median[kind]:15.0f} | {runs:>22} | {median[kind] / baseline:10.2f} |")
     if TWO_PROCESSES in median:
         print(f"--processes 2 / 1 process: {median[TWO_PROCESSES] / median[ONE_PROCESS]:.2f}x")
+        for processes, samples in sorted(CORES.items()):
+            envoi_cores = statistics.median(c[0] for c in samples)
+            redis_cores = statistics.median(c[1] for c in samples)
+            print(
+                f"cores busy with {processes} process(es): envoi {envoi_cores:.2f}, redis-server {redis_cores:.2f}"
+            )
+        CORES.clear()
 
 
 if __name__ == "__main__":

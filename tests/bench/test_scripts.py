@@ -28,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[2]
         ),
         (
             "throughput.py",
-            ["-n", "50", "--reps", "1"],
-            ["bullmq Worker, URL connection (baseline)", "envoi Worker"],
+            ["-n", "50", "--reps", "1", "--workload", "noop"],
+            [
+                "bullmq Worker (baseline)",
+                "envoi Worker, bullmq's path",
+                "envoi Worker, fetch-next",
+                "envoi worker (1 process)",
+                "envoi worker --processes 2",
+            ],
         ),
         (
             "idempotency.py",

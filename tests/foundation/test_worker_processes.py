@@ -197,3 +197,35 @@ async def test_worker_processes_stop_when_the_supervisor_is_killed(
     children = await _live_pids(settings)
     proc.kill()
     await eventually(lambda: all(_gone(pid) for pid in children), timeout=30, message="orphans gone")
+
+
+async def test_a_second_signal_makes_every_worker_process_exit_at_once(
+    supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
+) -> None:
+    envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
+    proc = supervisor(2, WORKER_SHUTDOWN_TIMEOUT_S="60")
+
+    async def two_workers() -> bool:
+        return len(await _live_pids(settings)) == 2
+
+    await eventually(two_workers, timeout=60, message="two worker processes beating")
+    children = await _live_pids(settings)
+    started = tmp_path / "started"
+    await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SLEEP", {"started": str(started), "seconds": 120})
+    await eventually(started.exists, timeout=30, message="the long job to start")
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(asyncio.to_thread(_wait_for, proc, "SIGTERM received: stopping"), timeout=30)
+    proc.send_signal(signal.SIGINT)
+    code, output = await _exit(proc, timeout=15)  # not the 60 s the long job was given
+    assert code == 1, output
+    assert "SIGINT again: worker processes exit at once" in output
+    assert f"did not stop cleanly (status {128 + signal.SIGINT})" in output
+    assert all(_gone(pid) for pid in children)
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:  # bounded by the caller's timeout, and by the process's end
+        if text in line:
+            return
+    raise AssertionError(f"the supervisor ended without printing {text!r}")

@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from envoi.config import Settings
 from envoi.shutdown import SIGNALS
@@ -55,11 +56,25 @@ def worker_argv(*, concurrency: int | None, queues: Sequence[str], jobs: Sequenc
     return argv
 
 
+def _prctl() -> Any:
+    """libc's prctl, looked up in the supervisor: the child, between fork and exec, only calls it (no
+    dlopen there, whose lock another thread of the parent may have held at the fork)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: a failure here must not stop the child from starting.
-    if sys.platform == "linux":
+    if _PRCTL is not None:
         with contextlib.suppress(Exception):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
