@@ -224,7 +224,7 @@ async def test_a_hanging_server_is_bounded_by_the_timeout_and_frees_the_slot(
 async def test_a_cancelled_send_frees_its_slot_and_discards_its_connection(
     sink: SmtpSink, channel: Any
 ) -> None:
-    smtp = channel(smtp_pool_size=1)
+    smtp = channel(smtp_pool_size=1, smtp_timeout_s=60)  # the cancel comes first, however slow the machine
     sink.slow_down(30, stage="rcpt")
     sending = asyncio.create_task(smtp.send(_email(0)))
     await eventually(lambda: sink.transactions() == 1)

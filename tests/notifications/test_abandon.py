@@ -266,9 +266,10 @@ async def test_a_step_whose_send_failed_is_stopped_by_a_cancel_before_its_retry(
     start_worker: Callable[..., Awaitable[Worker]],
     smtp_sink: SmtpSink,
 ) -> None:
-    """The first attempt meets an SMTP 451; before the retry (3 s later) the lead comes back, while the
-    caller's Redis is unreachable: the retry finds its record cancelled and sends nothing."""
-    settings = make_delivery_settings(abandon_recovery_schedule="1s", job_backoff_delay_ms=3000)
+    """The first attempt meets an SMTP 451; before the retry (10 s later: room for a loaded machine) the
+    lead comes back, while the caller's Redis is unreachable: the retry finds its record cancelled and
+    sends nothing."""
+    settings = make_delivery_settings(abandon_recovery_schedule="1s", job_backoff_delay_ms=10000)
     envoi = make_envoi(settings)
     await start_worker(envoi)
     smtp_sink.fail_next(code=451, stage="rcpt")
@@ -289,5 +290,5 @@ async def test_a_step_whose_send_failed_is_stopped_by_a_cancel_before_its_retry(
         row = await envoi.ledger.get(step.slot.message_key)
         return row is not None and row.error_code == "SCHEDULE_CANCELLED"
 
-    await eventually(withheld, timeout=15, message="the retry run and withheld")
+    await eventually(withheld, timeout=30, message="the retry run and withheld")
     assert smtp_sink.messages == []

@@ -30,7 +30,7 @@ LEAD = "lea@example.com"
 async def test_a_preference_changed_while_the_job_waits_suppresses_it_at_send_time(
     start_api: Callable[..., Awaitable[Api]], smtp_sink: SmtpSink
 ) -> None:
-    api = await start_api(abandon_recovery_schedule="2s")
+    api = await start_api(abandon_recovery_schedule="6s")  # the PUT lands first, even on a loaded machine
     events: list[tuple[str, dict[str, Any]]] = []
 
     async def collect(event_type: str, data: dict[str, Any]) -> None:
@@ -50,7 +50,7 @@ async def test_a_preference_changed_while_the_job_waits_suppresses_it_at_send_ti
         rows = await deliveries(api.envoi, LEAD)
         return rows if rows and rows[0].status != DeliveryStatus.SENDING else []
 
-    [row] = await eventually(settled, message="the job settled in the ledger")
+    [row] = await eventually(settled, timeout=30, message="the job settled in the ledger")
     assert (row.status, row.error_code) == (DeliveryStatus.SUPPRESSED, "RECIPIENT_OPTED_OUT")
     assert smtp_sink.messages == []
     # Completed (removed, as completed jobs are), never a dead letter; listed on the admin page.
