@@ -1,14 +1,19 @@
-"""What every bench script shares: a Redis (given, or a private one) and a scratch SQLite database."""
+"""What every bench script shares: a Redis (given, or a private one), a scratch SQLite database, and a
+migrated PostgreSQL schema of its own when asked for."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from envoi.db.migrate import upgrade
 from envoi.embedded_redis import EmbeddedRedis
 
 
@@ -30,3 +35,21 @@ def bench_environment(redis_url: str | None) -> Iterator[tuple[str, str]]:
             return
         with EmbeddedRedis(Path(tmp) / "redis") as url:
             yield url, database_url
+
+
+@asynccontextmanager
+async def postgres_schema(base: str) -> AsyncIterator[str]:
+    """A migrated schema of its own on `base`, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()

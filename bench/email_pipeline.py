@@ -32,13 +32,12 @@ from pathlib import Path
 
 import aiosmtplib
 
-from common import add_redis_argument, bench_environment
+from common import add_redis_argument, bench_environment, postgres_schema
 from enqueue import obliterate
 from envoi.channels.base import OutgoingEmail
 from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.config import Settings
 from envoi.db.migrate import upgrade
-from idempotency import postgres_schema
 from processes import Sink, envoi_api, envoi_env, envoi_worker, load, percentile, slow_sink
 from slow_smtp import certificate
 

@@ -67,6 +67,22 @@ class Case:
 Timing = tuple[int, float, list[float], float]
 
 
+async def timed(n: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
+    """Seconds per call, `n` calls one after another (the other bench scripts time with it)."""
+    samples = []
+    for i in range(n):
+        started = time.perf_counter()
+        await call(i)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    """Median and p95 in microseconds (bench/idempotency.py, bench/recipient_policy.py)."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1e6, ordered[int(len(ordered) * 0.95)] * 1e6
+
+
 async def one_at_a_time(n: int, call: Callable[[int], Awaitable[Any]]) -> Timing:
     samples = []
     begun, cpu = time.perf_counter(), time.process_time()
@@ -248,22 +264,6 @@ async def profile(n: int, url: str, db: str, lines: int) -> None:
     for line in out.getvalue().splitlines():
         if line.strip():
             print(re.sub(r"\S*/(site-packages|python3\.\d+|src)/", "", line)[:150])
-
-
-# Used by idempotency.py, recipient_policy.py (and through them email_pipeline.py, http.py): per-call
-# timings and their median and p95 in microseconds.
-async def timed(n: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
-    samples = []
-    for i in range(n):
-        started = time.perf_counter()
-        await call(i)
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1e6, ordered[int(len(ordered) * 0.95)] * 1e6
 
 
 def percentile(samples: list[float], fraction: float) -> float:

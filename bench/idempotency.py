@@ -16,13 +16,11 @@ import argparse
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 
-from common import add_redis_argument, bench_environment
+from common import add_redis_argument, bench_environment, postgres_schema
 from enqueue import DATA, noop_registry, obliterate, settings_for, summary, timed
 from envoi.db.migrate import upgrade
 from envoi.db.session import Database
@@ -31,24 +29,6 @@ from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
 
 TTL_S = 24 * 3600
-
-
-@asynccontextmanager
-async def postgres_schema(base: str) -> AsyncIterator[str]:
-    """A migrated schema of its own on `base`, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 async def round_trip(db: Database) -> None:

@@ -4,8 +4,12 @@ aiosmtpd server that counts connections, QUITs and disconnects, answers 421, cut
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +21,7 @@ from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.runtime import Envoi
 from tests.channels.support import email_data
 from tests.fixtures.smtp import SmtpSink
-from tests.helpers import eventually
+from tests.helpers import eventually, process_env
 
 
 def _email(i: int) -> OutgoingEmail:
@@ -267,5 +271,40 @@ async def test_closing_the_worker_and_envoi_says_quit(
     assert sink.open_connections == opened  # kept while the worker runs
     await worker.close(timeout=5)
     await envoi.close()
+    assert sink.quits - quits == opened
+    await eventually(lambda: sink.open_connections == 0)
+
+
+async def test_a_worker_process_stopped_by_sigterm_says_quit(
+    sink: SmtpSink,
+    make_delivery_settings: Any,
+    make_envoi: Any,
+    processes: Callable[..., subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    """`envoi worker`, as deployed: its kept connections are closed with QUIT when it stops."""
+    settings = make_delivery_settings()
+    envoi: Envoi = make_envoi(settings)  # the producer
+    env = process_env(
+        settings,
+        EMAIL_PROVIDER="smtp",
+        EMAIL_FROM="envoi <no-reply@envoi.test>",
+        SMTP_HOST=sink.host,
+        SMTP_PORT=str(sink.port),
+        SMTP_SECURITY="none",
+        SMTP_POOL_SIZE="3",
+    )
+    # From tmp_path: no .env file from the repository.
+    worker = processes([sys.executable, "-m", "envoi", "worker", "--concurrency", "3"], env=env, cwd=tmp_path)
+    before, quits = sink.connections, sink.quits
+    for i in range(9):
+        await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, email_data(to=f"p{i}@example.com"))
+    await eventually(lambda: len(sink.messages) == 9, timeout=30, message="9 emails delivered")
+    opened = _connections_since(sink, before)
+    assert 1 <= opened <= 3
+    assert sink.open_connections == opened
+    worker.send_signal(signal.SIGTERM)
+    output, _ = await asyncio.to_thread(worker.communicate, timeout=30)
+    assert worker.returncode == 0, output[-2000:]
     assert sink.quits - quits == opened
     await eventually(lambda: sink.open_connections == 0)

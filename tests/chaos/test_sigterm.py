@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.chaos.conftest import Proc, Stage
 from tests.chaos.support import (
     connections,
@@ -34,6 +36,7 @@ async def _exited(proc: Proc, signalled_at: float) -> float:
     return elapsed
 
 
+@pytest.mark.serial  # it times a process's exit: measured on a quiet machine
 async def test_sigterm_under_load_exits_in_time_and_sends_nothing_twice(stage: Stage) -> None:
     envoi = stage.envoi()
     stage.smtp.slow_down(0.4, stage="rcpt")

@@ -50,6 +50,9 @@ ENVOI_TABLES = {
     "webhook_attempts",
     "idempotency_keys",
     "scheduled_messages",
+    "recipient_preferences",
+    "recipient_settings",
+    "inbox_digests",
     "alembic_version",
 }
 runner = CliRunner()

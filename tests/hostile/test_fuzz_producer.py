@@ -60,7 +60,9 @@ class Rig:
 @pytest.fixture
 def quiet_settings(api_settings: Settings) -> Settings:
     """The console email provider and SMS/WhatsApp off: every valid job succeeds, so a failure is bad data."""
-    return api_settings.model_copy(update={"email_provider": EmailProvider.CONSOLE})
+    # Both fields: model_copy runs no validator, and the channels read the resolved list.
+    console = EmailProvider.CONSOLE
+    return api_settings.model_copy(update={"email_provider": console, "email_providers": [console]})
 
 
 @pytest.fixture

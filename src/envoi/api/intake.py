@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from envoi.config import Settings
 from envoi.db.types import new_id
-from envoi.notifications.idempotency import IdempotencyKeys
+from envoi.notifications.idempotency import IdempotencyKeys, KeyClaim
 from envoi.queue.base import EnqueueResult
 from envoi.queue.jobs import JobPayload, Mode
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
 from envoi.queue.service import QueueService
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +45,13 @@ async def submit_job(
     job: JobPayload,
     idempotency_key: str | None,
 ) -> Submission:
-    """Enqueue a notification job built through its model, once per Idempotency-Key."""
-    return await submit(
-        queue,
+    """Enqueue a notification job built through its model, once per Idempotency-Key. The model has
+    validated it: it is not validated again (`enqueue_job`)."""
+    return await _submit_one(
         keys,
-        queue_name=NOTIFICATIONS_QUEUE,
         job_name=job.JOB_NAME,
-        data=job.wire(),
         idempotency_key=idempotency_key,
+        enqueue=lambda job_id: queue.enqueue_job(NOTIFICATIONS_QUEUE, job, job_id=job_id),
     )
 
 
@@ -65,18 +66,47 @@ async def submit(
 ) -> Submission:
     """Enqueue a job (validated by `enqueue` when its name has a model), once per Idempotency-Key: a
     repeated key answers the first request's job id."""
+    return await _submit_one(
+        keys,
+        job_name=job_name,
+        idempotency_key=idempotency_key,
+        enqueue=lambda job_id: queue.enqueue(queue_name, job_name, data, job_id=job_id),
+    )
+
+
+async def _submit_one(
+    keys: IdempotencyKeys,
+    *,
+    job_name: str,
+    idempotency_key: str | None,
+    enqueue: Callable[[str], Awaitable[EnqueueResult]],
+) -> Submission:
     job_id = new_id()
+    outcome = await _once(keys, job_name, idempotency_key, job_id, lambda: enqueue(job_id))
+    if isinstance(outcome, KeyClaim):
+        return Submission(job_id=outcome.job_id, mode=None)
+    return Submission(job_id=outcome.job_id, mode=outcome.mode)
+
+
+async def _once(
+    keys: IdempotencyKeys,
+    scope: str,
+    idempotency_key: str | None,
+    claim_id: str,
+    enqueue: Callable[[], Awaitable[T]],
+) -> T | KeyClaim:
+    """`enqueue()`, once per Idempotency-Key: the earlier request's claim when the key was seen. An
+    enqueue that raises gives the key back (only this request's claim: `claim_id`)."""
     if idempotency_key is not None:
-        claim = await keys.claim(job_name, idempotency_key, job_id)
+        claim = await keys.claim(scope, idempotency_key, claim_id)
         if claim.outcome == "seen":
-            return Submission(job_id=claim.job_id, mode=None)
+            return claim
     try:
-        result = await queue.enqueue(queue_name, job_name, data, job_id=job_id)
+        return await enqueue()
     except BaseException:
         if idempotency_key is not None:
-            await keys.release(job_name, idempotency_key, job_id)
+            await keys.release(scope, idempotency_key, claim_id)
         raise
-    return Submission(job_id=result.job_id, mode=result.mode)
 
 
 #: A batch's Idempotency-Key is claimed under its own scope: the same key may name a single job too.
@@ -106,19 +136,13 @@ async def submit_batch(
     """Enqueue a batch of `count` jobs (`enqueue(job_ids)`), once per Idempotency-Key: the key covers
     the whole batch, and a repeated key answers the first request's job ids."""
     batch_id = new_id()
-    if idempotency_key is not None:
-        scope = BATCH_SCOPE.format(job_name=job_name)
-        claim = await keys.claim(scope, idempotency_key, f"{batch_id}.{count}")
-        if claim.outcome == "seen":
-            first_id, _, first_count = claim.job_id.rpartition(".")
-            return [Submission(job_id, None) for job_id in batch_job_ids(first_id, int(first_count))]
-    try:
-        results = await enqueue(batch_job_ids(batch_id, count))
-    except BaseException:
-        if idempotency_key is not None:
-            await keys.release(BATCH_SCOPE.format(job_name=job_name), idempotency_key, f"{batch_id}.{count}")
-        raise
-    return [Submission(result.job_id, result.mode) for result in results]
+    scope = BATCH_SCOPE.format(job_name=job_name)
+    job_ids = batch_job_ids(batch_id, count)
+    outcome = await _once(keys, scope, idempotency_key, f"{batch_id}.{count}", lambda: enqueue(job_ids))
+    if isinstance(outcome, KeyClaim):
+        first_id, _, first_count = outcome.job_id.rpartition(".")
+        return [Submission(job_id, None) for job_id in batch_job_ids(first_id, int(first_count))]
+    return [Submission(result.job_id, result.mode) for result in outcome]
 
 
 #: The channel each raw job sends through, when it can be switched off.

@@ -39,7 +39,7 @@ T = TypeVar("T")
 Connect = Callable[[], Awaitable[aiosmtplib.SMTP]]
 
 #: The longest a QUIT may take when closing a connection (it is only politeness: then the socket closes).
-QUIT_TIMEOUT_S = 2.0
+QUIT_TIMEOUT_S = 0.5
 #: aiosmtplib's answer code for "service not available, closing the channel".
 SERVICE_CLOSING = 421
 

@@ -6,8 +6,10 @@ routes (`envoi.api.routes.queues`) from a terminal, through the same `QueueInspe
     envoi jobs promote reminder-apt-1-day-…    a delayed job runs now
     envoi jobs cancel reminder-apt-1-hour-…    a waiting or delayed job is removed
     envoi queues pause notifications           workers take no new job until `resume`
+    envoi jobs add SEND_SMS -f batch.jsonl     many jobs of one name in bulk, one job's data per line
 
-Exit codes: 0 done, 1 no such job, a job in the wrong state, or Redis unreachable; 2 bad arguments.
+Exit codes: 0 done, 1 no such job, a job in the wrong state, or Redis unreachable; 2 bad arguments (for
+`add`: a line that is not JSON, or data the job refuses, each named by its line number; nothing added).
 Registered by the lead as `app.add_typer(jobs_app, name="jobs")` and `app.add_typer(queues_app,
 name="queues")`.
 """
@@ -19,16 +21,19 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.table import Table
 
 from envoi.cli.common import EXIT_USAGE
 from envoi.cli.output import print_json, stdout
+from envoi.cli.serve import JobsOption, import_jobs_or_exit
 from envoi.cli.support import fail
 from envoi.config import load_settings
+from envoi.errors import InvalidJobDataError
 from envoi.masking import mask_payload, mask_text
+from envoi.queue.base import EnqueueResult
 from envoi.queue.inspect import (
     LISTED_STATES,
     JobNotFoundError,
@@ -133,6 +138,78 @@ def list_jobs(
     stdout().print(table)
     if page.next_offset is not None:
         typer.echo(f"(first {limit} shown; --limit for more)")
+
+
+@jobs_app.command()
+def add(
+    job_name: Annotated[str, typer.Argument(help="envoi's four jobs, or one of ENVOI_JOBS / --jobs")],
+    file: Annotated[
+        typer.FileText, typer.Option("--file", "-f", help="JSON Lines: one job's data per line; - for stdin")
+    ],
+    delay: Annotated[float | None, typer.Option(min=0, help="Seconds before the jobs are due")] = None,
+    jobs: JobsOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add many jobs of one name, in bulk (`enqueue_many`: one round trip per 500 jobs), and print their
+    ids in the order of the lines. Every line is checked first: a bad one is named by its line number and
+    nothing is added. With Redis down, the jobs run here, inline, as `enqueue` runs them."""
+    lines, items = _json_lines(file)
+    settings = load_settings()
+    import_jobs_or_exit(settings, jobs)
+
+    async def main() -> list[EnqueueResult]:
+        envoi = Envoi(settings)
+        try:
+            registration = envoi.registry.get(job_name)
+            if registration is None:
+                known = ", ".join(sorted(envoi.registry))
+                fail(f"no job named {job_name!r} here; known: {known}", EXIT_USAGE)
+            return await envoi.queue.enqueue_many(registration.queue, job_name, items, delay=delay)
+        finally:
+            await envoi.close()
+
+    try:
+        results = asyncio.run(main())
+    except InvalidJobDataError as exc:
+        fail("; ".join(_by_line(path, reason, lines) for path, reason in exc.fields.items()), EXIT_USAGE)
+    if json_:
+        print_json([{"jobId": r.job_id, "mode": r.mode} for r in results])
+    else:
+        for result in results:
+            typer.echo(f"{result.job_id}\t{result.mode}")
+    queued = sum(r.mode == "queued" for r in results)
+    typer.echo(
+        f"Added {len(results)} {job_name} job(s): {queued} queued, {len(results) - queued} run inline",
+        err=True,
+    )
+
+
+def _json_lines(file: TextIO) -> tuple[list[int], list[dict[str, Any]]]:
+    """The objects of a JSON Lines file and the line number of each (blank lines skipped); a line that is
+    not a JSON object is one message and exit 2."""
+    lines: list[int] = []
+    items: list[dict[str, Any]] = []
+    for number, text in enumerate(file, start=1):
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+        except ValueError as exc:
+            fail(f"line {number}: not JSON ({exc.args[0] if exc.args else exc})", EXIT_USAGE)
+        if not isinstance(item, dict):
+            fail(f"line {number}: must be a JSON object (one job's data)", EXIT_USAGE)
+        lines.append(number)
+        items.append(item)
+    if not items:
+        fail("no job in the file (one job's data per line)", EXIT_USAGE)
+    return lines, items
+
+
+def _by_line(path: str, reason: str, lines: list[int]) -> str:
+    """`items.3.to` (enqueue_many's name for a field) as `line 5: to: ...`."""
+    index, _, field = path.removeprefix("items.").partition(".")
+    where = f"line {lines[int(index)]}" if index.isdigit() and int(index) < len(lines) else path
+    return f"{where}: {field}: {reason}" if field else f"{where}: {reason}"
 
 
 @jobs_app.command()
