@@ -1,0 +1,249 @@
+"""Tracing end to end: an API request, its enqueue, the job in a real worker and the SMTP call to the
+sink are spans of one trace, linked parent to child; a recipient never shows in clear; off means none."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from bullmq import Queue
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from envoi.config import Settings
+from envoi.masking import mask_recipient
+from envoi.queue import NOTIFICATIONS_QUEUE
+from envoi.tracing import TRACE_CONTEXT_OPTION
+from tests.api.conftest import API_KEY, Api
+from tests.fixtures.smtp import SmtpSink
+from tests.helpers import eventually
+from tests.tracing.conftest import by_name
+
+pytestmark = pytest.mark.usefixtures("spans")
+
+TO = "jane.doe@example.com"
+REQUEST = "POST /v1/jobs/{jobName}"
+ENQUEUE = f"add {NOTIFICATIONS_QUEUE}.SEND_EMAIL"
+JOB = f"process {NOTIFICATIONS_QUEUE}.SEND_EMAIL"
+PROVIDER = "send smtp"
+
+
+@pytest.fixture
+def make_traced_api(make_api: Callable[..., Any], make_delivery_settings: Callable[..., Settings]) -> Any:
+    async def factory(**overrides: Any) -> Api:
+        settings = make_delivery_settings(envoi_api_key=API_KEY, job_attempts=1, **overrides)
+        api: Api = await make_api(settings)
+        return api
+
+    return factory
+
+
+def raw_queue(settings: Settings) -> Queue:
+    """bullmq itself, as another producer (or an inspector) uses it: no envoi, no trace context."""
+    connection = settings.redis.connection_kwargs(connect_timeout_s=1)
+    return Queue(NOTIFICATIONS_QUEUE, {"connection": connection, "prefix": settings.redis_prefix})
+
+
+def email(to: str = TO, subject: str = "Your receipt") -> dict[str, Any]:
+    return {"to": to, "subject": subject, "html": "<p>secret body 4242</p>"}
+
+
+def everything_said(span: ReadableSpan) -> str:
+    """Every attribute, event and status text of a span, as one string to search."""
+    events = [(e.name, dict(e.attributes or {})) for e in span.events]
+    return json.dumps([span.name, dict(span.attributes or {}), events, span.status.description], default=str)
+
+
+async def finished(exporter: InMemorySpanExporter, *names: str) -> dict[str, ReadableSpan]:
+    return await eventually(
+        lambda: (found := by_name(exporter)) and all(n in found for n in names) and found,
+        timeout=15,
+        message=f"spans {names}",
+    )
+
+
+async def test_a_request_its_enqueue_the_job_and_the_smtp_call_are_one_trace_parent_to_child(
+    make_traced_api: Any, start_worker: Any, smtp_sink: SmtpSink, spans: InMemorySpanExporter
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    await start_worker(api.envoi)
+
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    assert answer.status_code == 202, answer.text
+    await eventually(lambda: smtp_sink.messages, timeout=15, message="the email at the sink")
+    found = await finished(spans, REQUEST, ENQUEUE, JOB, PROVIDER)
+
+    request, enqueue, job, provider = (found[n] for n in (REQUEST, ENQUEUE, JOB, PROVIDER))
+    assert {s.context.trace_id for s in (request, enqueue, job, provider)} == {request.context.trace_id}
+    assert request.parent is None
+    assert enqueue.parent is not None and enqueue.parent.span_id == request.context.span_id
+    assert job.parent is not None and job.parent.span_id == enqueue.context.span_id
+    assert provider.parent is not None and provider.parent.span_id == job.context.span_id
+    assert (request.kind, enqueue.kind, job.kind, provider.kind) == (
+        SpanKind.SERVER,
+        SpanKind.PRODUCER,
+        SpanKind.CONSUMER,
+        SpanKind.CLIENT,
+    )
+    assert request.attributes is not None and request.attributes["http.response.status_code"] == 202
+    job_id = answer.json()["jobId"]
+    assert enqueue.attributes is not None and enqueue.attributes["messaging.message.id"] == job_id
+    assert job.attributes is not None and job.attributes["messaging.message.id"] == job_id
+    assert provider.attributes is not None
+    assert provider.attributes["envoi.provider"] == "smtp"
+    assert provider.attributes["envoi.recipient"] == mask_recipient(TO)
+    for span in spans.get_finished_spans():
+        said = everything_said(span)
+        assert TO not in said and "jane.doe" not in said, span.name
+        assert "secret body" not in said and "Your receipt" not in said, span.name
+
+
+async def test_a_caller_traceparent_is_continued_by_the_request_span(
+    make_traced_api: Any, spans: InMemorySpanExporter
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    header = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email(), headers=header)
+    assert answer.status_code == 202
+    found = await finished(spans, REQUEST, ENQUEUE)
+    assert f"{found[REQUEST].context.trace_id:032x}" == trace_id
+    assert found[REQUEST].parent is not None and f"{found[REQUEST].parent.span_id:016x}" == "00f067aa0ba902b7"
+
+
+async def test_the_trace_context_rides_in_the_job_options_not_in_its_data(
+    make_traced_api: Any, spans: InMemorySpanExporter
+) -> None:
+    """bullmq-otel's place (`tm`, Node's `telemetry.metadata`): the job's data is what the producer sent."""
+    api = await make_traced_api(otel_enabled=True)
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    queue = raw_queue(api.envoi.settings)
+    try:
+        job = await queue.getJob(answer.json()["jobId"])
+    finally:
+        await queue.close()
+    carrier = json.loads(job.opts[TRACE_CONTEXT_OPTION])
+    enqueue = by_name(spans)[ENQUEUE]
+    ctx = enqueue.context
+    assert carrier["traceparent"] == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    assert set(job.data) == {"to", "subject", "html"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({}, id="no-context"),
+        pytest.param({TRACE_CONTEXT_OPTION: "not json"}, id="not-json"),
+        pytest.param(
+            {TRACE_CONTEXT_OPTION: json.dumps({"traceparent": "00-zz-yy-01"})}, id="bad-traceparent"
+        ),
+        pytest.param({TRACE_CONTEXT_OPTION: json.dumps(["a", 1])}, id="not-an-object"),
+        pytest.param({TRACE_CONTEXT_OPTION: "x" * 100_000}, id="huge"),
+        pytest.param({TRACE_CONTEXT_OPTION: 12}, id="a-number"),
+    ],
+)
+async def test_a_job_from_a_producer_without_a_usable_context_gets_a_span_of_a_new_trace(
+    make_traced_api: Any,
+    start_worker: Any,
+    smtp_sink: SmtpSink,
+    spans: InMemorySpanExporter,
+    extra: dict[str, Any],
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    await start_worker(api.envoi)
+    queue = raw_queue(api.envoi.settings)
+    try:
+        await queue.add("SEND_EMAIL", email(), {"attempts": 1, **extra})
+    finally:
+        await queue.close()
+    found = await finished(spans, JOB, PROVIDER)
+    assert found[JOB].parent is None
+    assert found[PROVIDER].parent is not None and found[PROVIDER].parent.span_id == found[JOB].context.span_id
+    assert len(smtp_sink.messages) == 1
+
+
+async def test_a_provider_failure_is_recorded_masked_on_the_provider_and_job_spans(
+    make_traced_api: Any, start_worker: Any, smtp_sink: SmtpSink, spans: InMemorySpanExporter
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    await start_worker(api.envoi)
+    smtp_sink.fail_next(code=550, text=f"5.1.1 <{TO}>: no such mailbox")
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    assert answer.status_code == 202
+    found = await finished(spans, JOB, PROVIDER)
+    assert found[PROVIDER].status.status_code is StatusCode.ERROR
+    assert found[JOB].status.status_code is StatusCode.ERROR
+    assert found[PROVIDER].attributes is not None and "error.type" in found[PROVIDER].attributes
+    for span in spans.get_finished_spans():
+        said = everything_said(span)
+        assert TO not in said and "jane.doe" not in said, (span.name, said)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="OTEL_ENABLED-unset"),
+        pytest.param({"otel_enabled": True, "otel_sdk_disabled": True}, id="OTEL_SDK_DISABLED"),
+    ],
+)
+async def test_tracing_off_makes_no_span(
+    make_traced_api: Any,
+    start_worker: Any,
+    smtp_sink: SmtpSink,
+    spans: InMemorySpanExporter,
+    overrides: dict[str, Any],
+) -> None:
+    api = await make_traced_api(**overrides)
+    await start_worker(api.envoi)
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    assert answer.status_code == 202
+    await eventually(lambda: smtp_sink.messages, timeout=15, message="the email at the sink")
+    await eventually(lambda: api.envoi.queue.counts(NOTIFICATIONS_QUEUE), message="Redis answers")
+    assert spans.get_finished_spans() == ()
+
+
+def test_without_the_otel_extra_envoi_imports_runs_and_refuses_to_turn_tracing_on() -> None:
+    """The SDK made unimportable in a fresh interpreter, as on an install without the extra (the API alone
+    comes with FastAPI)."""
+    script = """
+import sys
+sys.modules["opentelemetry.sdk"] = None
+import envoi.api.app, envoi.worker, envoi.runtime
+from envoi import tracing
+from envoi.errors import ConfigError
+assert not tracing.AVAILABLE
+assert not tracing.configure(enabled=False)
+with tracing.span("x") as span:
+    assert span is None
+opts = {}
+tracing.inject(opts)
+assert opts == {} and tracing.extract({"tm": "x"}) is None
+try:
+    tracing.configure(enabled=True)
+except ConfigError as exc:
+    print(exc)
+else:
+    raise SystemExit("tracing turned on without the extra")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'envoi[otel]'" in done.stdout
+
+
+def test_an_exporter_that_is_not_installed_is_a_config_error_naming_it() -> None:
+    script = """
+from envoi import tracing
+from envoi.errors import ConfigError
+try:
+    tracing.configure(enabled=True, exporter="nosuch")
+except ConfigError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "OTEL_TRACES_EXPORTER=nosuch" in done.stdout
