@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from envoi import tracing
 from tests.api.conftest import make_api  # the API's fixture, reused here
+from tests.interop.conftest import node_bullmq  # Node BullMQ, installed once
 
-__all__ = ["by_name", "make_api", "spans"]
+__all__ = ["by_name", "make_api", "node_bullmq", "spans"]
 
 _EXPORTER = InMemorySpanExporter()
 

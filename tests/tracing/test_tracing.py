@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from envoi.tracing import TRACE_CONTEXT_OPTION
 from tests.api.conftest import API_KEY, Api
 from tests.fixtures.smtp import SmtpSink
 from tests.helpers import eventually
+from tests.interop.support import node
 from tests.tracing.conftest import by_name
 
 pytestmark = pytest.mark.usefixtures("spans")
@@ -247,3 +249,46 @@ except ConfigError as exc:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "OTEL_TRACES_EXPORTER=nosuch" in done.stdout
+
+
+async def test_node_bullmq_reads_envoi_trace_context_as_its_telemetry_metadata_and_the_reverse(
+    make_traced_api: Any,
+    start_worker: Any,
+    smtp_sink: SmtpSink,
+    spans: InMemorySpanExporter,
+    node_bullmq: Path,
+    redis_url: str,
+) -> None:
+    """Across Node: a job envoi added carries the context where bullmq-otel looks (`opts.telemetry.metadata`);
+    a job a Node producer added with bullmq-otel's metadata is processed by envoi in that trace."""
+    api = await make_traced_api(otel_enabled=True)
+    prefix = api.envoi.settings.redis_prefix
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    metadata = await node(node_bullmq, "trace_context.js", redis_url, prefix, "read", answer.json()["jobId"])
+    enqueue = by_name(spans)[ENQUEUE]
+    assert json.loads(metadata)["traceparent"].split("-")[1:3] == [
+        f"{enqueue.context.trace_id:032x}",
+        f"{enqueue.context.span_id:016x}",
+    ]
+
+    spans.clear()
+    await start_worker(api.envoi)
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    traceparent = f"00-{trace_id}-{parent_id}-01"
+    data = json.dumps(email())
+    await node(node_bullmq, "trace_context.js", redis_url, prefix, "add", "SEND_EMAIL", data, traceparent)
+    # The worker takes the job envoi added above too: this one is told apart by its trace.
+    job = await eventually(
+        lambda: next(
+            (
+                s
+                for s in spans.get_finished_spans()
+                if s.name == JOB and f"{s.context.trace_id:032x}" == trace_id
+            ),
+            None,
+        ),
+        timeout=15,
+        message="the Node-produced job's span in the Node producer's trace",
+    )
+    assert job.parent is not None and f"{job.parent.span_id:016x}" == parent_id
+    assert job.parent.is_remote
