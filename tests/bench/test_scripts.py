@@ -68,7 +68,11 @@ ROOT = Path(__file__).resolve().parents[2]
         (
             "tracing.py",
             ["-n", "20", "--rounds", "1"],
-            ["tracing off (baseline)", "tracing on (SDK, spans dropped)", "tracing.span() block, tracing off"],
+            [
+                "tracing off (baseline)",
+                "tracing on (SDK, spans dropped)",
+                "tracing.span() block, tracing off",
+            ],
         ),
         (
             "retry_latency.py",

@@ -4,6 +4,7 @@ sink are spans of one trace, linked parent to child; a recipient never shows in 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -237,18 +238,43 @@ else:
     assert "pip install 'envoi[otel]'" in done.stdout
 
 
-def test_an_exporter_that_is_not_installed_is_a_config_error_naming_it() -> None:
-    script = """
-from envoi import tracing
-from envoi.errors import ConfigError
-try:
-    tracing.configure(enabled=True, exporter="nosuch")
-except ConfigError as exc:
-    print(exc)
+CLI = """
+import sys
+if sys.argv[1] == "no-sdk":
+    sys.modules["opentelemetry.sdk"] = None
+from envoi.cli import main
+sys.argv = ["envoi", "worker"]
+main()
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert "OTEL_TRACES_EXPORTER=nosuch" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "env", "said"),
+    [
+        pytest.param("no-sdk", {}, "pip install 'envoi[otel]'", id="without-the-extra"),
+        pytest.param(
+            "sdk",
+            {"OTEL_TRACES_EXPORTER": "nosuch"},
+            "OTEL_TRACES_EXPORTER=nosuch",
+            id="exporter-not-installed",
+        ),
+    ],
+)
+def test_tracing_asked_for_and_impossible_is_one_line_and_exit_2(
+    tmp_path: Path, case: str, env: dict[str, str], said: str
+) -> None:
+    environment = {**os.environ, "OTEL_ENABLED": "true", **env}
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, case],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
 
 
 async def test_node_bullmq_reads_envoi_trace_context_as_its_telemetry_metadata_and_the_reverse(
