@@ -318,3 +318,31 @@ async def test_node_bullmq_reads_envoi_trace_context_as_its_telemetry_metadata_a
     )
     assert job.parent is not None and f"{job.parent.span_id:016x}" == parent_id
     assert job.parent.is_remote
+
+
+async def test_a_batch_is_one_bulk_span_whose_every_job_runs_under_it(
+    make_traced_api: Any, start_worker: Any, smtp_sink: SmtpSink, spans: InMemorySpanExporter
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    await start_worker(api.envoi)
+    items = [email(to=f"user{i}@example.com") for i in range(3)]
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL/batch", json={"items": items})
+    assert answer.status_code == 202, answer.text
+    await eventually(lambda: len(smtp_sink.messages) == 3, timeout=15, message="three emails at the sink")
+    bulk_name = f"addBulk {NOTIFICATIONS_QUEUE}.SEND_EMAIL"
+    found = await eventually(
+        lambda: (
+            (done := spans.get_finished_spans())
+            and sum(s.name == PROVIDER for s in done) == 3
+            and sum(s.name == JOB for s in done) == 3
+            and done
+        ),
+        timeout=15,
+        message="three job and provider spans",
+    )
+    [bulk] = [s for s in found if s.name == bulk_name]
+    jobs = [s for s in found if s.name == JOB]
+    assert all(j.parent is not None and j.parent.span_id == bulk.context.span_id for j in jobs)
+    assert {s.context.trace_id for s in found} == {bulk.context.trace_id}
+    for span in found:
+        assert "@example.com" not in everything_said(span).replace("***@example.com", ""), span.name
