@@ -23,6 +23,7 @@ from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.tracing import TRACE_CONTEXT_OPTION
 from tests.api.conftest import API_KEY, Api
 from tests.fixtures.smtp import SmtpSink
+from tests.fixtures.twilio import TwilioServer
 from tests.helpers import eventually
 from tests.interop.support import node
 from tests.tracing.conftest import by_name
@@ -346,3 +347,22 @@ async def test_a_batch_is_one_bulk_span_whose_every_job_runs_under_it(
     assert {s.context.trace_id for s in found} == {bulk.context.trace_id}
     for span in found:
         assert "@example.com" not in everything_said(span).replace("***@example.com", ""), span.name
+
+
+async def test_an_sms_gets_a_twilio_span_with_the_number_masked(
+    make_traced_api: Any, start_worker: Any, twilio_server: TwilioServer, spans: InMemorySpanExporter
+) -> None:
+    api = await make_traced_api(otel_enabled=True)
+    await start_worker(api.envoi)
+    phone, code = "+33612345678", "Your code is 918273"
+    answer = await api.client.post("/v1/jobs/SEND_SMS", json={"to": phone, "message": code})
+    assert answer.status_code == 202, answer.text
+    sms_job = f"process {NOTIFICATIONS_QUEUE}.SEND_SMS"
+    found = await finished(spans, sms_job, "send twilio")
+    twilio = found["send twilio"]
+    assert twilio.parent is not None and twilio.parent.span_id == found[sms_job].context.span_id
+    assert twilio.attributes is not None and twilio.attributes["envoi.recipient"] == mask_recipient(phone)
+    assert twilio_server.messages
+    for span in spans.get_finished_spans():
+        said = everything_said(span)
+        assert phone not in said and "612345678" not in said and "918273" not in said, span.name
