@@ -366,3 +366,19 @@ async def test_an_sms_gets_a_twilio_span_with_the_number_masked(
     for span in spans.get_finished_spans():
         said = everything_said(span)
         assert phone not in said and "612345678" not in said and "918273" not in said, span.name
+
+
+async def test_a_job_run_inline_has_its_provider_span_under_the_enqueue_span(
+    make_traced_api: Any, smtp_sink: SmtpSink, spans: InMemorySpanExporter
+) -> None:
+    """QUEUE_ENABLED=false: the job runs in the request; no job span, the SMTP call under the enqueue."""
+    api = await make_traced_api(otel_enabled=True, queue_enabled=False)
+    answer = await api.client.post("/v1/jobs/SEND_EMAIL", json=email())
+    assert answer.status_code < 300, answer.text
+    found = await finished(spans, REQUEST, ENQUEUE, PROVIDER)
+    assert JOB not in found
+    assert (
+        found[PROVIDER].parent is not None
+        and found[PROVIDER].parent.span_id == found[ENQUEUE].context.span_id
+    )
+    assert len(smtp_sink.messages) == 1
