@@ -505,6 +505,19 @@ class Settings(BaseSettings):
     #: Allow loopback, private, link-local... addresses (cloud metadata addresses stay refused).
     webhook_allow_private: bool = False
 
+    # --- tracing (envoi.tracing, docs/operations.md) ---------------------------------------------
+    #: OpenTelemetry spans (request, enqueue, job, provider call); needs the `otel` extra.
+    otel_enabled: bool = False
+    #: OpenTelemetry's own switch, honoured: true turns envoi's spans off whatever OTEL_ENABLED says.
+    otel_sdk_disabled: bool = False
+    #: The span exporter when no tracer provider is set by the application: an installed
+    #: `opentelemetry_traces_exporter` name (`console` with the SDK, `otlp` with opentelemetry-exporter-otlp).
+    otel_traces_exporter: str = Field("otlp", min_length=1)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return self.otel_enabled and not self.otel_sdk_disabled
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from envoi import addresses
+from envoi import addresses, tracing
 from envoi.channels import Channels
 from envoi.config import Settings, load_settings
 from envoi.db.session import Database
@@ -98,6 +98,8 @@ class Envoi:
                 strict_email_domains=settings.email_strict_domains,
             )
         )
+        # Before anything that makes spans; process-wide, as OpenTelemetry's provider is.
+        tracing.configure(enabled=settings.tracing_enabled, exporter=settings.otel_traces_exporter)
         self.db = Database(
             settings.database_url,
             schema=settings.database_schema,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
 
-from envoi import metrics, shutdown
+from envoi import metrics, shutdown, tracing
 from envoi.errors import DeferredError, QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
 from envoi.queue import heartbeat
 from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
@@ -201,6 +201,19 @@ class Worker:
                 mode="queued",
             )
             started = time.perf_counter()
+            if not tracing.enabled():
+                return await run(job, token, context, started)
+            # The producer's trace goes on here (bullmq-otel's `tm` option), or a new one starts.
+            with tracing.span(
+                f"process {queue}.{job.name}",
+                kind="consumer",
+                parent=tracing.extract(job.opts),
+                attributes=_job_attributes(queue, job, context.attempt),
+                expected=(DelayedError,),
+            ):
+                return await run(job, token, context, started)
+
+        async def run(job: Any, token: str, context: JobContext, started: float) -> Any:
             try:
                 # Any producer's job: too large is a permanent error, before a handler parses it.
                 check_sizes(
@@ -340,6 +353,18 @@ class Worker:
         finally:
             signalled.cancel()
             await self.close()
+
+
+def _job_attributes(queue: str, job: Any, attempt: int) -> dict[str, str | int]:
+    """A job span's attributes (OpenTelemetry's messaging conventions); never the job's data."""
+    return {
+        "messaging.system": "bullmq",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": queue,
+        "messaging.message.id": str(job.id),
+        "bullmq.job.name": str(job.name),
+        "bullmq.job.attempt": attempt,
+    }
 
 
 def _by_name(make: Callable[[str], T]) -> Callable[[str], T]:

@@ -66,6 +66,15 @@ ROOT = Path(__file__).resolve().parents[2]
             ],
         ),
         (
+            "tracing.py",
+            ["-n", "20", "--rounds", "1"],
+            [
+                "tracing off (baseline)",
+                "tracing on (SDK, spans dropped)",
+                "tracing.span() block, tracing off",
+            ],
+        ),
+        (
             "retry_latency.py",
             ["-n", "2", "--backoff-ms", "100"],
             ["bullmq Worker (baseline)", "envoi Worker"],

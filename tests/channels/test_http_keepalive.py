@@ -80,7 +80,8 @@ async def test_closing_envoi_closes_every_provider_client(
     assert envoi.channels is not None and envoi.channels.twilio is not None
     email = envoi.channels.email
     assert isinstance(email, FailoverChannel)
-    resend = next(c.inner for c in email.channels if isinstance(c, ThrottledChannel))
+    # Each provider: its rate limit around its span (`TracedChannel`) around the provider itself.
+    resend = next(c.inner.inner for c in email.channels if isinstance(c, ThrottledChannel))
     assert isinstance(resend, ResendEmailChannel)
     clients = [envoi.channels.twilio.client, resend.client]
     await envoi.channels.email.send(_email("close-1"))

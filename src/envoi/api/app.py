@@ -35,6 +35,7 @@ from envoi.api.routes import (
     webhooks,
 )
 from envoi.api.routes.jobs import JOB_PATH, job_schemas, known_jobs
+from envoi.api.tracing import TracingMiddleware
 from envoi.config import load_settings
 from envoi.db.migrate import pending_message
 from envoi.errors import ConfigError, QueueUnavailableError
@@ -86,6 +87,9 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own spans and logs record the path and query as sent, which may hold an address
+        # (`/v1/recipients/{recipient}/…`): envoi's TracingMiddleware records the route template only.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if envoi is not None:
         app.state.envoi = envoi
@@ -98,6 +102,8 @@ def create_app(envoi: Envoi | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostGuardMiddleware, allowed=settings.allowed_hosts)
     app.add_middleware(ErrorShieldMiddleware)
+    # Outermost: the request's span covers every middleware, and sees the status the client gets.
+    app.add_middleware(TracingMiddleware)
     return app
 
 

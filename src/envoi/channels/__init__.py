@@ -34,6 +34,7 @@ from envoi.channels.policy import (
     provider_report,
 )
 from envoi.channels.text_console import ConsoleTextChannel
+from envoi.channels.traced import TracedChannel
 from envoi.channels.twilio import TwilioMessages, TwilioSmsChannel, TwilioWhatsAppChannel
 from envoi.config import EmailProvider, Settings, TextProvider
 from envoi.db.session import Database
@@ -85,7 +86,9 @@ class Channels:
         """Each provider channel wrapped in its rate limit (when `limiter` is given: RATE_LIMITS and
         Retry-After pauses shared through Redis), email behind a `FailoverChannel` (EMAIL_PROVIDERS)."""
 
-        def policy(channel: Channel[M], sender: str | None) -> Channel[M]:
+        def policy(provider: Channel[M], sender: str | None) -> Channel[M]:
+            # Traced inside the rate limit: a span is one call to the provider, not the wait for a slot.
+            channel: Channel[M] = TracedChannel(provider)
             if limiter is None:
                 return channel
             return ThrottledChannel(
@@ -114,12 +117,12 @@ class Channels:
                 cooldown_s=settings.provider_breaker_cooldown_s,
             )
         elif settings.sms_enabled and settings.sms_provider is TextProvider.CONSOLE:
-            sms = ConsoleTextChannel(settings, name=ChannelName.SMS)
+            sms = TracedChannel(ConsoleTextChannel(settings, name=ChannelName.SMS))
         if twilio is not None and settings.twilio_whatsapp and settings.twilio_whatsapp_number:
             sender = settings.twilio_whatsapp_number
             whatsapp = policy(TwilioWhatsAppChannel(twilio, sender=sender), sender)
         elif settings.whatsapp_enabled and settings.whatsapp_provider is TextProvider.CONSOLE:
-            whatsapp = ConsoleTextChannel(settings, name=ChannelName.WHATSAPP)
+            whatsapp = TracedChannel(ConsoleTextChannel(settings, name=ChannelName.WHATSAPP))
         off_reasons = {
             name: reason
             for name in (ChannelName.SMS, ChannelName.WHATSAPP)
@@ -129,7 +132,7 @@ class Channels:
             email=email,
             sms=sms,
             whatsapp=whatsapp,
-            inapp=InAppChannel(db),
+            inapp=TracedChannel(InAppChannel(db)),
             twilio=twilio,
             off_reasons=off_reasons,
         )

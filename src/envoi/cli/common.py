@@ -12,6 +12,7 @@ import os
 
 import typer
 
+from envoi import tracing
 from envoi.config import Settings, load_settings
 from envoi.errors import ConfigError
 from envoi.masking import MaskingFilter
@@ -37,7 +38,10 @@ def configure_logging(level: str = "INFO") -> None:
 def settings_or_exit(**overrides: object) -> Settings:
     """The settings, or the reason they are invalid on stderr and exit 2."""
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
+        # Tracing asked for and impossible (no `otel` extra, no such exporter): also one line and exit 2.
+        tracing.configure(enabled=settings.tracing_enabled, exporter=settings.otel_traces_exporter)
+        return settings
     except ConfigError as exc:
         typer.echo(f"envoi: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from envoi import metrics
+from envoi import metrics, tracing
 from envoi.config import Settings
 from envoi.errors import QueueUnavailableError
 from envoi.queue.base import CHUNK_SIZE, BulkJob, EnqueueResult, chunks
@@ -72,6 +72,17 @@ def _meters(queue: str, job_name: str, mode: str) -> tuple[Any, Any]:
     """The enqueue metrics' children for these labels, looked up once: `labels()` takes a lock and
     builds its key on every call, on the path of every enqueue."""
     return metrics.ENQUEUE_LATENCY.labels(queue, mode), metrics.JOBS_ENQUEUED.labels(queue, job_name, mode)
+
+
+@cache
+def _span_attributes(queue: str, job_name: str) -> dict[str, str]:
+    """An enqueue span's attributes (OpenTelemetry's messaging conventions), built once per name."""
+    return {
+        "messaging.system": "bullmq",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": queue,
+        "bullmq.job.name": job_name,
+    }
 
 
 def _same_length(job_ids: Sequence[str] | None, items: Sequence[Any]) -> None:
@@ -153,9 +164,15 @@ class QueueService:
 
         Calls made from several tasks in the same event-loop iteration reach Redis together, in one
         bulk add (`envoi.queue.coalesce`); each caller still gets its own id, or its own inline run."""
-        payload = self.registry.validate(job_name, data)
-        job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
-        return await self._add(job)
+        with tracing.span(
+            f"add {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
+        ) as span:
+            payload = self.registry.validate(job_name, data)
+            job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+            result = await self._add(job)
+            if span is not None:
+                span.set_attribute("messaging.message.id", result.job_id)
+            return result
 
     async def enqueue_job(
         self,
@@ -167,8 +184,15 @@ class QueueService:
         **options: Any,
     ) -> EnqueueResult:
         """`enqueue` for a job built (and so validated) through its model: `SendEmailJob(...)`."""
-        prepared = self._prepare(queue, job.JOB_NAME, job.wire(), job_id=job_id, delay=delay, options=options)
-        return await self._add(prepared)
+        name = job.JOB_NAME
+        with tracing.span(
+            f"add {queue}.{name}", kind="producer", attributes=_span_attributes(queue, name)
+        ) as span:
+            prepared = self._prepare(queue, name, job.wire(), job_id=job_id, delay=delay, options=options)
+            result = await self._add(prepared)
+            if span is not None:
+                span.set_attribute("messaging.message.id", result.job_id)
+            return result
 
     async def enqueue_many(
         self,
@@ -194,7 +218,10 @@ class QueueService:
             return self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
 
         _same_length(job_ids, items)
-        return await self._add_many(validate_items(job_name, len(items), check))
+        with tracing.span(
+            f"addBulk {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
+        ):
+            return await self._add_many(validate_items(job_name, len(items), check))
 
     async def enqueue_jobs(
         self,
@@ -213,7 +240,10 @@ class QueueService:
 
         _same_length(job_ids, jobs)
         name = jobs[0].JOB_NAME if jobs else "jobs"
-        return await self._add_many(validate_items(name, len(jobs), check))
+        with tracing.span(
+            f"addBulk {queue}.{name}", kind="producer", attributes=_span_attributes(queue, name)
+        ):
+            return await self._add_many(validate_items(name, len(jobs), check))
 
     def _prepare(
         self,
@@ -238,6 +268,8 @@ class QueueService:
             max_metadata_bytes=self.settings.max_metadata_bytes,
         )
         opts = merge_options(self.defaults, {**options, "delay": _delay_ms(delay)})
+        # Here, in the caller's task: the coalescer adds the job from a task of its own.
+        tracing.inject(opts)
         return BulkJob(queue=queue, name=job_name, data=payload, job_id=job_id, opts=opts)
 
     async def _add(self, job: BulkJob) -> EnqueueResult:
