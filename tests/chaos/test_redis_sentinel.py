@@ -14,8 +14,8 @@ import pytest
 
 from envoi import metrics
 from envoi.embedded_redis import EmbeddedRedis, free_port
-from envoi.queue.redis_backend import COMMAND_TIMEOUT_S
 from envoi.queue.names import NOTIFICATIONS_QUEUE, JobName
+from envoi.queue.redis_backend import COMMAND_TIMEOUT_S
 from tests.chaos.conftest import Stage
 from tests.chaos.support import dead_letter_count, drained, enqueue_emails, received, recipients, report
 from tests.fixtures.sentinel import MASTER_NAME, SentinelSet, sentinel_set
@@ -136,7 +136,9 @@ async def test_a_master_killed_under_load_fails_over_with_nothing_lost_or_sent_t
     assert fallback_runs() - inline_before == len(inline_at)
     # The producer's breaker may still be cooling down from its last failure when the master is back.
     settings = envoi.settings
-    budget_s = settings.redis_breaker_cooldown_ms / 1000 + settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+    budget_s = (
+        settings.redis_breaker_cooldown_ms / 1000 + settings.redis_connect_timeout_s + COMMAND_TIMEOUT_S
+    )
     # Inline only while no master could be written to (plus one breaker cool-down and call budget).
     assert inline_span_s <= failover_s + budget_s, (inline_span_s, failover_s)
     assert modes_after[-1] == "queued", "enqueue back on Redis after the failover"

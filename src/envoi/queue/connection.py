@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import Sentinel
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
@@ -106,12 +106,12 @@ def install_retry(client: Redis, name: str) -> None:
 def new_client(target: RedisTarget, *, retry: Retry | None = None, **kwargs: Any) -> Redis:
     """A client for `target`; `kwargs` are `RedisTarget.connection_kwargs` (and `decode_responses`)."""
     if not target.sentinels:
-        return Redis(retry=retry, **kwargs)
+        return Redis(**kwargs) if retry is None else Redis(retry=retry, **kwargs)
     kwargs = {k: v for k, v in kwargs.items() if k not in ("host", "port")}
     # The sentinels are asked with the same bounds as the master; they take no password of envoi's.
     asked = {"socket_connect_timeout": kwargs.get("socket_connect_timeout")}
     asked["socket_timeout"] = kwargs.get("socket_timeout") or asked["socket_connect_timeout"]
-    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asked)
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asked)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(str(target.sentinel_master), **kwargs)
     if retry is not None:
         client.set_retry(retry)
