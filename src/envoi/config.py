@@ -209,8 +209,9 @@ def keepalive_options() -> dict[int, int]:
 
 #: Why REDIS_CLUSTER=true stops envoi at start (docs/operations.md, "Redis Cluster").
 REDIS_CLUSTER_REFUSAL = (
-    "REDIS_CLUSTER=true is not supported: envoi's own scripts, transactions and keys have not been "
-    "made and tested for Redis Cluster; use Redis Sentinel (REDIS_SENTINELS) or one primary"
+    "REDIS_CLUSTER=true is not supported: bullmq's addBulk, which envoi enqueues with, runs its scripts "
+    "(EVALSHA) in a pipeline that redis-py's RedisCluster refuses (redis/redis-py#2914); use Redis "
+    "Sentinel (REDIS_SENTINELS) or one primary"
 )
 
 
@@ -322,7 +323,7 @@ class Settings(BaseSettings):
     #: where the master is (REDIS_URL/HOST/PORT then only give the username, password, db and TLS).
     redis_sentinels: str | None = None
     redis_sentinel_master: str | None = None
-    #: Refused at start (see `_redis_topology`): kept as a setting so that the refusal says why.
+    #: Refused at start (`REDIS_CLUSTER_REFUSAL`): a setting so that the refusal says why.
     redis_cluster: bool = False
 
     # --- jobs and worker -------------------------------------------------------------------------

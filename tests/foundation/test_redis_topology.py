@@ -3,14 +3,22 @@ variable; REDIS_CLUSTER=true stops every command with one line and exit code 2."
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from bullmq import Queue
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from envoi.config import REDIS_CLUSTER_REFUSAL
+from envoi.embedded_redis import EmbeddedRedis
 from envoi.errors import ConfigError
 from tests.foundation.test_config import SOURCE, make
+from tests.helpers import eventually
 
 
 def test_sentinels_are_parsed_into_the_redis_target() -> None:
@@ -75,3 +83,58 @@ def test_redis_cluster_true_stops_the_cli_with_one_line_and_exit_code_2(command:
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [f"envoi: {REDIS_CLUSTER_REFUSAL}"]
     assert "REDIS_CLUSTER" in result.stderr
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[list[EmbeddedRedis]]:
+    """Three masters started with `--cluster-enabled yes`, joined by `redis-cli --cluster create`."""
+    nodes = [
+        EmbeddedRedis(
+            tmp_path / f"node-{i}",
+            extra_args=[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(tmp_path / f"nodes-{i}.conf"),
+            ],
+        )
+        for i in range(3)
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            pytest.skip("redis-cli is not on PATH")
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+async def test_the_reason_cluster_is_refused_bullmq_add_bulk_fails_on_a_real_cluster(
+    redis_cluster: list[EmbeddedRedis],
+) -> None:
+    """The refusal's reason, checked against bullmq and redis-py as installed: a single add works on a
+    3-master cluster with a hash-tagged prefix, the bulk add envoi uses does not. When this test fails,
+    the reason is gone: REDIS_CLUSTER can be built (docs/operations.md, "Redis Cluster")."""
+    client = RedisCluster(host="127.0.0.1", port=redis_cluster[0].port, decode_responses=True)
+    try:
+
+        async def ready() -> bool:
+            return (await client.cluster_info()).get("cluster_state") == "ok"
+
+        await eventually(ready, timeout=30, message="the cluster's slots all served")
+        queue = Queue("notifications", {"connection": client, "prefix": "{envoi}"})
+        assert (await queue.add("single", {})).id
+        with pytest.raises(RedisClusterException, match="evalsha is blocked"):
+            await queue.addBulk([{"name": "a", "data": {}}, {"name": "b", "data": {}}])
+    finally:
+        await client.aclose()
