@@ -159,7 +159,8 @@ class Worker:
         for queue in self.queues:
             worker = bull_worker(queue, self._processor(queue), self.worker_options())
             install_retry(worker.client, f"{queue} worker")
-            install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
+            if worker.bclient is not worker.client:  # one client for both under Sentinel
+                install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
