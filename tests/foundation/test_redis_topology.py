@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from envoi.config import REDIS_CLUSTER_REFUSAL
-from envoi.embedded_redis import EmbeddedRedis
+from envoi.embedded_redis import EmbeddedRedis, free_port
 from envoi.errors import ConfigError
 from tests.foundation.test_config import SOURCE, make
 from tests.helpers import eventually
@@ -92,14 +92,15 @@ def redis_cluster(tmp_path: Path) -> Iterator[list[EmbeddedRedis]]:
         EmbeddedRedis(
             tmp_path / f"node-{i}",
             extra_args=[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(tmp_path / f"nodes-{i}.conf"),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(tmp_path / f"nodes-{i}.conf"),
+                # The bus port, chosen free: by default it is the port + 10000, which may be taken or
+                # past 65535 for a free port picked by the system.
+                "--cluster-port", str(free_port()),
             ],
         )
         for i in range(3)
-    ]
+    ]  # fmt: skip
     try:
         for node in nodes:
             node.start()
