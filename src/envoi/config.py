@@ -207,6 +207,27 @@ def keepalive_options() -> dict[int, int]:
     return options
 
 
+#: Why REDIS_CLUSTER=true stops envoi at start (docs/operations.md, "Redis Cluster").
+REDIS_CLUSTER_REFUSAL = (
+    "REDIS_CLUSTER=true is not supported: bullmq's addBulk, which envoi enqueues with, runs its scripts "
+    "(EVALSHA) in a pipeline that redis-py's RedisCluster refuses (redis/redis-py#2914); use Redis "
+    "Sentinel (REDIS_SENTINELS) or one primary"
+)
+
+
+def parse_sentinels(value: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` -> ((host, port), ...); ValueError naming the bad entry (no secret in it)."""
+    found: list[tuple[str, int]] = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        host, _, port = entry.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"expects host:port[,host:port...], with a port in 1-65535; got {entry!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 class RedisTarget:
     """Where Redis is, parsed once from REDIS_URL or REDIS_HOST/PORT/...; `str()` never shows the password."""
 
@@ -220,10 +241,18 @@ class RedisTarget:
         password: str | None,
         tls: bool,
         ca_file: str | None,
+        sentinels: tuple[tuple[str, int], ...] = (),
+        sentinel_master: str | None = None,
     ) -> None:
         self.host, self.port, self.db = host, port, db
         self.username, self.password = username, password
         self.tls, self.ca_file = tls, ca_file
+        #: REDIS_SENTINELS parsed: when set, the master is asked of them (host and port above are unused).
+        self.sentinels, self.sentinel_master = sentinels, sentinel_master
+
+    def with_sentinels(self, sentinels: tuple[tuple[str, int], ...], master: str | None) -> RedisTarget:
+        self.sentinels, self.sentinel_master = sentinels, master
+        return self
 
     def connection_kwargs(
         self, *, connect_timeout_s: float, socket_timeout_s: float | None = None
@@ -256,6 +285,9 @@ class RedisTarget:
 
     def __str__(self) -> str:
         scheme = "rediss" if self.tls else "redis"
+        if self.sentinels:
+            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"{scheme}+sentinel://{hosts}/{self.sentinel_master}/{self.db}"
         return f"{scheme}://{self.host}:{self.port}/{self.db}"
 
     __repr__ = __str__
@@ -287,6 +319,12 @@ class Settings(BaseSettings):
     redis_connect_timeout_ms: int = Field(1000, gt=0)
     #: How long enqueue skips a Redis that just failed before trying it again.
     redis_breaker_cooldown_ms: int = Field(5000, gt=0)
+    #: Redis Sentinel: `host:port,host:port,...`; with REDIS_SENTINEL_MASTER, every client asks them
+    #: where the master is (REDIS_URL/HOST/PORT then only give the username, password, db and TLS).
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = None
+    #: Refused at start (`REDIS_CLUSTER_REFUSAL`): a setting so that the refusal says why.
+    redis_cluster: bool = False
 
     # --- jobs and worker -------------------------------------------------------------------------
     job_attempts: int = Field(5, ge=1)
@@ -605,6 +643,28 @@ class Settings(BaseSettings):
             raise ValueError("has a port that is not a number between 1 and 65535") from None
         return value or None
 
+    @field_validator("redis_sentinels", "redis_sentinel_master", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_sentinels(value)
+        return value
+
+    @model_validator(mode="after")
+    def _redis_topology(self) -> Settings:
+        if self.redis_cluster:
+            raise ValueError(REDIS_CLUSTER_REFUSAL)
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            missing = "REDIS_SENTINEL_MASTER" if self.redis_sentinels else "REDIS_SENTINELS"
+            given = "REDIS_SENTINELS" if self.redis_sentinels else "REDIS_SENTINEL_MASTER"
+            raise ValueError(f"{given} is set but {missing} is not: Sentinel needs both")
+        return self
+
     @field_validator("database_schema", mode="before")
     @classmethod
     def _blank_schema(cls, value: Any) -> Any:
@@ -715,6 +775,10 @@ class Settings(BaseSettings):
 
     @cached_property
     def redis(self) -> RedisTarget:
+        sentinels = parse_sentinels(self.redis_sentinels) if self.redis_sentinels else ()
+        return self._redis_target().with_sentinels(sentinels, self.redis_sentinel_master)
+
+    def _redis_target(self) -> RedisTarget:
         if self.redis_url:
             parts = urlsplit(self.redis_url)
             path = parts.path.lstrip("/")

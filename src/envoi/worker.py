@@ -20,11 +20,17 @@ from typing import Any, TypeVar
 
 from bullmq import DelayedError, UnrecoverableError
 from bullmq import Worker as BullWorker
+from redis.asyncio import Redis
 
 from envoi import metrics, shutdown, tracing
 from envoi.errors import DeferredError, QueueUnavailableError, Retry, TransientDeliveryError, is_permanent
 from envoi.queue import heartbeat
-from envoi.queue.connection import WORKER_RUN_RETRY_DELAY_MS, WORKER_SOCKET_TIMEOUT_S, install_retry
+from envoi.queue.connection import (
+    WORKER_RUN_RETRY_DELAY_MS,
+    WORKER_SOCKET_TIMEOUT_S,
+    install_retry,
+    new_client,
+)
 from envoi.queue.failures import final_failure, is_final_failure
 from envoi.queue.fetch_next import worker_class
 from envoi.queue.inspect import worker_name
@@ -111,14 +117,24 @@ class Worker:
         self._companion_tasks: list[asyncio.Task[None]] = []
         #: This process in the heartbeat set (`envoi.queue.heartbeat`).
         self.name = heartbeat.worker_name()
+        #: Clients whose pools bullmq's clients borrow (Sentinel): closed after the bullmq workers.
+        self._owned_clients: list[Redis] = []
 
     def worker_options(self) -> dict[str, Any]:
         s = self.settings
+        kwargs = s.redis.connection_kwargs(
+            connect_timeout_s=s.redis_connect_timeout_s, socket_timeout_s=WORKER_SOCKET_TIMEOUT_S
+        )
+        connection: dict[str, Any] | Redis = kwargs
+        if s.redis.sentinels:
+            # A client, not a dict: bullmq's two clients then share its pool. From a dict, each would be a
+            # single-connection client, and redis-py reconnects those to the address they had (the dead
+            # master), never asking the sentinels again; a pooled connection asks them on each connect.
+            connection = new_client(s.redis, decode_responses=True, **kwargs)
+            self._owned_clients.append(connection)
         options: dict[str, Any] = {
             # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
-            "connection": s.redis.connection_kwargs(
-                connect_timeout_s=s.redis_connect_timeout_s, socket_timeout_s=WORKER_SOCKET_TIMEOUT_S
-            ),
+            "connection": connection,
             "prefix": s.redis_prefix,
             "concurrency": self.concurrency,
             "lockDuration": s.worker_lock_duration_ms,
@@ -143,7 +159,8 @@ class Worker:
         for queue in self.queues:
             worker = bull_worker(queue, self._processor(queue), self.worker_options())
             install_retry(worker.client, f"{queue} worker")
-            install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
+            if worker.bclient is not worker.client:  # one client for both under Sentinel
+                install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))
@@ -308,6 +325,10 @@ class Worker:
                 )
         await self._forget(workers)
         await _finish([*self._runs, *self._pending, *self._companion_tasks])
+        for client in self._owned_clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._owned_clients.clear()
         for task in (*closing, *forced):
             _log_failure(task)
         self._workers.clear()

@@ -11,6 +11,10 @@ no way to pass another through the dict. `install_retry` replaces it on both cli
 - a failed command is retried on a new connection a few times within a few seconds (`RETRIES`), then
   raised to bullmq, whose worker loop tries again after `WORKER_RUN_RETRY_DELAY_MS`;
 - the first failure of an outage and the recovery are logged at WARNING, once each (`ConnectionWatch`).
+
+`new_client` makes every client envoi opens: to the one server of REDIS_URL, or, with REDIS_SENTINELS,
+to the master the sentinels name (redis-py's `Sentinel.master_for`): each new connection asks them
+again, so a client follows a failover once its connections to the old master have failed.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+from envoi.config import RedisTarget
 
 log = logging.getLogger("envoi.worker")
 
@@ -94,3 +101,18 @@ class WatchedRetry(Retry):
 def install_retry(client: Redis, name: str) -> None:
     """Give one of bullmq's clients envoi's retry policy (see the module's docstring)."""
     client.set_retry(WatchedRetry(ConnectionWatch(name)))
+
+
+def new_client(target: RedisTarget, *, retry: Retry | None = None, **kwargs: Any) -> Redis:
+    """A client for `target`; `kwargs` are `RedisTarget.connection_kwargs` (and `decode_responses`)."""
+    if not target.sentinels:
+        return Redis(**kwargs) if retry is None else Redis(retry=retry, **kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("host", "port")}
+    # The sentinels are asked with the same bounds as the master; they take no password of envoi's.
+    asked = {"socket_connect_timeout": kwargs.get("socket_connect_timeout")}
+    asked["socket_timeout"] = kwargs.get("socket_timeout") or asked["socket_connect_timeout"]
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asked)  # type: ignore[no-untyped-call]
+    client: Redis = sentinel.master_for(str(target.sentinel_master), **kwargs)
+    if retry is not None:
+        client.set_retry(retry)
+    return client

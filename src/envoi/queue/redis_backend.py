@@ -20,6 +20,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from envoi.config import Settings
 from envoi.queue.base import BulkJob, EnqueueResult
 from envoi.queue.coalesce import Coalescer
+from envoi.queue.connection import new_client
 from envoi.queue.deadline import Deadlines
 from envoi.queue.keys import EnvoiKeys
 
@@ -40,7 +41,7 @@ def producer_client(settings: Settings, *, bounded_reads: bool = True) -> aiored
     kwargs = settings.redis.connection_kwargs(connect_timeout_s=settings.redis_connect_timeout_s)
     if bounded_reads:
         kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
-    client = aioredis.Redis(decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
+    client = new_client(settings.redis, decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
     pool = client.connection_pool
     pool.connection_class = HIREDIS_PACKING.get(pool.connection_class, pool.connection_class)
     return client
