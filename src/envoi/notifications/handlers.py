@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from envoi.channels import Channel, Channels
 from envoi.channels.base import (
@@ -277,15 +277,8 @@ class NotificationHandlers:
     ) -> Result:
         """The recipient said no: the ledger row reads SUPPRESSED with the reason; the job completes."""
         key = _key(context, name, recipient, metadata)
-        status = await self.ledger.cancel(
-            key=key,
-            channel=name,
-            provider=provider,
-            recipient=recipient,
-            template_key=metadata.flow if metadata else None,
-            reason=reason,
-            code="RECIPIENT_OPTED_OUT",
-            move=Move.SUPPRESS,
+        status = await self._cancel(
+            key, name, provider, recipient, metadata, reason, "RECIPIENT_OPTED_OUT", move=Move.SUPPRESS
         )
         log.info("%s to %s not sent: %s", name, mask_recipient(recipient), reason)
         row = await self.ledger.get(key) if status is DeliveryStatus.SUPPRESSED else None
@@ -305,9 +298,11 @@ class NotificationHandlers:
         metadata: JobMetadata | None,
         reason: str,
         code: str,
+        *,
+        move: Literal[Move.CANCEL, Move.SUPPRESS] = Move.CANCEL,
     ) -> DeliveryStatus:
-        """The ledger row of a message that will not leave: CANCELLED with `code` and `reason` (or the
-        final status an earlier run left)."""
+        """The ledger row of a message that will not leave: CANCELLED (SUPPRESSED with `Move.SUPPRESS`)
+        with `code` and `reason`, or the final status an earlier run left."""
         return await self.ledger.cancel(
             key=key,
             channel=name,
@@ -316,6 +311,7 @@ class NotificationHandlers:
             template_key=metadata.flow if metadata else None,
             reason=reason,
             code=code,
+            move=move,
         )
 
     async def _deliver(

@@ -164,15 +164,8 @@ class QueueService:
 
         Calls made from several tasks in the same event-loop iteration reach Redis together, in one
         bulk add (`envoi.queue.coalesce`); each caller still gets its own id, or its own inline run."""
-        with tracing.span(
-            f"add {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
-        ) as span:
-            payload = self.registry.validate(job_name, data)
-            job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
-            result = await self._add(job)
-            if span is not None:
-                span.set_attribute("messaging.message.id", result.job_id)
-            return result
+        payload = self.registry.validate(job_name, data)
+        return await self._traced_add(queue, job_name, payload, job_id, delay, options)
 
     async def enqueue_job(
         self,
@@ -184,12 +177,22 @@ class QueueService:
         **options: Any,
     ) -> EnqueueResult:
         """`enqueue` for a job built (and so validated) through its model: `SendEmailJob(...)`."""
-        name = job.JOB_NAME
+        return await self._traced_add(queue, job.JOB_NAME, job.wire(), job_id, delay, options)
+
+    async def _traced_add(
+        self,
+        queue: str,
+        job_name: str,
+        payload: dict[str, Any],
+        job_id: str | None,
+        delay: float | timedelta | None,
+        options: dict[str, Any],
+    ) -> EnqueueResult:
         with tracing.span(
-            f"add {queue}.{name}", kind="producer", attributes=_span_attributes(queue, name)
+            f"add {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
         ) as span:
-            prepared = self._prepare(queue, name, job.wire(), job_id=job_id, delay=delay, options=options)
-            result = await self._add(prepared)
+            job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
+            result = await self._add(job)
             if span is not None:
                 span.set_attribute("messaging.message.id", result.job_id)
             return result
