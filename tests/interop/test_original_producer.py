@@ -136,6 +136,7 @@ async def test_every_job_the_original_adds_is_delivered_by_an_envoi_worker(
         "absent@example.com", "invite@example.com", "jeanne.martin@example.com", "new.user@example.com",
         "prospect@example.com",
     ]  # fmt: skip
+    assert len(smtp_sink.messages) == len(received), "each email once"
     assert received["new.user@example.com"].message["Subject"] == "Vérifiez votre adresse email - KLOZD"
     [attachment] = received["invite@example.com"].attachments
     assert (attachment.get_filename(), attachment.get_content_type()) == ("rendez-vous.ics", "text/calendar")
@@ -163,7 +164,9 @@ async def test_every_job_the_original_adds_is_delivered_by_an_envoi_worker(
     assert by_flow[("appointmentConfirmation", "SEND_EMAIL")]["metadata"] == {
         "notificationId": "cm4notif0000confirm01"
     }
-    assert by_flow[("appointmentConfirmation", "SEND_EMAIL")]["status"] == "sent"
+    # "skipped" when bullmq ran the job again after a missed lock renewal (the suite's lock is 2 s, and a
+    # loaded machine can starve the event loop that long) and the ledger found it SENT: still sent once.
+    assert by_flow[("appointmentConfirmation", "SEND_EMAIL")]["status"] in ("sent", "skipped")
 
 
 @pytest.mark.parametrize(
