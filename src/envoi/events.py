@@ -131,6 +131,11 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
+    @property
+    def listened(self) -> bool:
+        """Whether anything subscribes: a caller may skip the reads an event would need."""
+        return bool(self._subscribers)
+
     async def emit(self, event_type: EventType, data: dict[str, Any]) -> None:
         for subscriber in self._subscribers:
             try:

@@ -45,7 +45,7 @@ from envoi.channels.base import (
     SendReceipt,
 )
 from envoi.db.models import DeliveryStatus
-from envoi.deliveries import Claim, DeliveryLedger, Move, delivery_key
+from envoi.deliveries import TRANSITIONS, Claim, DeliveryLedger, Move, delivery_key
 from envoi.errors import DeferredError, DeliveryError, is_permanent
 from envoi.events import EventBus, EventType
 from envoi.masking import mask_recipient
@@ -258,10 +258,9 @@ class NotificationHandlers:
         release: Release,
     ) -> Result:
         """A scheduled message that must not leave: the ledger row reads CANCELLED, with the reason."""
-        key = _key(context, name, recipient, metadata)
         reason = f"not sent: its schedule is {release.value.lower()}"
-        status = await self._cancel(
-            key, name, provider, recipient, metadata, reason, f"SCHEDULE_{release.value}"
+        status = await self._withhold(
+            context, name, provider, recipient, metadata, reason, f"SCHEDULE_{release.value}", announce=False
         )
         log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
         return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
@@ -276,22 +275,16 @@ class NotificationHandlers:
         reason: str,
     ) -> Result:
         """The recipient said no: the ledger row reads SUPPRESSED with the reason; the job completes."""
-        key = _key(context, name, recipient, metadata)
-        status = await self._cancel(
-            key, name, provider, recipient, metadata, reason, "RECIPIENT_OPTED_OUT", move=Move.SUPPRESS
+        status = await self._withhold(
+            context, name, provider, recipient, metadata, reason, "RECIPIENT_OPTED_OUT", move=Move.SUPPRESS
         )
         log.info("%s to %s not sent: %s", name, mask_recipient(recipient), reason)
-        row = await self.ledger.get(key) if status is DeliveryStatus.SUPPRESSED else None
-        if row is not None:
-            await self.events.emit_message(
-                EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id, status=status
-            )
         result = {"status": "suppressed", "deliveryStatus": str(status), "reason": reason}
         return _handed_back(result, metadata)
 
-    async def _cancel(
+    async def _withhold(
         self,
-        key: str,
+        context: JobContext,
         name: ChannelName,
         provider: str,
         recipient: str,
@@ -300,10 +293,13 @@ class NotificationHandlers:
         code: str,
         *,
         move: Literal[Move.CANCEL, Move.SUPPRESS] = Move.CANCEL,
+        announce: bool = True,
     ) -> DeliveryStatus:
         """The ledger row of a message that will not leave: CANCELLED (SUPPRESSED with `Move.SUPPRESS`)
-        with `code` and `reason`, or the final status an earlier run left."""
-        return await self.ledger.cancel(
+        with `code` and `reason`, or the final status an earlier run left; when this run withheld it and
+        `announce`, a `message.suppressed` event."""
+        key = _key(context, name, recipient, metadata)
+        status = await self.ledger.cancel(
             key=key,
             channel=name,
             provider=provider,
@@ -313,6 +309,13 @@ class NotificationHandlers:
             code=code,
             move=move,
         )
+        if announce and self.events.listened and status is TRANSITIONS[move].target:
+            row = await self.ledger.get(key)
+            if row is not None:
+                await self.events.emit_message(
+                    EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id, status=status
+                )
+        return status
 
     async def _deliver(
         self,
@@ -396,15 +399,13 @@ class NotificationHandlers:
         metadata: JobMetadata | None,
         switch: str,
     ) -> Result:
-        key = _key(context, name, recipient, metadata)
         reason = self.channels.off_reasons.get(name, f"{switch}=false")
-        status = await self._cancel(key, name, "twilio", recipient, metadata, reason, "CHANNEL_DISABLED")
+        status = await self._withhold(
+            context, name, "twilio", recipient, metadata, reason, "CHANNEL_DISABLED"
+        )
         # A producer that expected this message to leave should see why it did not.
         CHANNEL_DISABLED.labels(channel=name).inc()
         log.warning("%s to %s not sent: the channel is off (%s)", name, mask_recipient(recipient), reason)
-        row = await self.ledger.get(key) if status is DeliveryStatus.CANCELLED else None
-        if row is not None:
-            await self.events.emit_message(EventType.MESSAGE_SUPPRESSED, context, name, recipient, row.id)
         return _handed_back(
             {"status": "disabled", "deliveryStatus": str(status), "reason": reason},
             metadata,
