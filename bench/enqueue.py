@@ -266,6 +266,18 @@ async def profile(n: int, url: str, db: str, lines: int) -> None:
             print(re.sub(r"\S*/(site-packages|python3\.\d+|src)/", "", line)[:150])
 
 
+def print_cases(cases: dict[str, Case], baseline: str, *, width: int) -> None:
+    """The table every enqueue-side script prints: rate as a ratio to `baseline`, latencies, CPU per job."""
+    base = statistics.median(cases[baseline].rates)
+    print(
+        f"{'case':{width}} {'jobs/s':>8} {'x baseline':>10} {'median us':>10} {'p99 us':>8} {'CPU us/job':>10}"
+    )
+    for name, case in cases.items():
+        rate, cpu = statistics.median(case.rates), statistics.median(case.cpu) * 1e6
+        median, p99 = statistics.median(case.samples) * 1e6, percentile(case.samples, 0.99) * 1e6
+        print(f"{name:{width}} {rate:8.0f} {rate / base:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f}")
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -287,13 +299,8 @@ def main() -> None:
         cases.update(asyncio.run(once(args.n, url, db)))
         sync = sync_client_case(args.n, url, db)
         cases[sync.name] = sync
-    floor = statistics.median(cases[FLOOR].rates)
     print(f"n={args.n} jobs per case, {args.rounds} rounds (rates: median of the rounds), Redis {url}")
-    print(f"{'case':58} {'jobs/s':>8} {'x baseline':>10} {'median us':>10} {'p99 us':>8} {'CPU us/job':>10}")
-    for name, case in cases.items():
-        rate, cpu = statistics.median(case.rates), statistics.median(case.cpu) * 1e6
-        median, p99 = statistics.median(case.samples) * 1e6, percentile(case.samples, 0.99) * 1e6
-        print(f"{name:58} {rate:8.0f} {rate / floor:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f}")
+    print_cases(cases, FLOOR, width=58)
 
 
 if __name__ == "__main__":

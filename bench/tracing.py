@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from common import add_redis_argument, bench_environment
-from enqueue import DATA, Case, noop_registry, obliterate, one_at_a_time, percentile, settings_for
+from enqueue import DATA, Case, noop_registry, obliterate, one_at_a_time, print_cases, settings_for
 from envoi import tracing
 from envoi.queue import NOTIFICATIONS_QUEUE
 from envoi.runtime import Envoi
@@ -93,13 +93,8 @@ def main() -> None:
     trace.set_tracer_provider(provider)
     with bench_environment(args.redis_url) as (url, db):
         cases = asyncio.run(rounds(args.n, args.rounds, url, db))
-    base = statistics.median(cases[OFF].rates)
     print(f"n={args.n} jobs per case, {args.rounds} rounds (rates: median of the rounds), Redis {url}")
-    print(f"{'case':62} {'jobs/s':>8} {'x baseline':>10} {'median us':>10} {'p99 us':>8} {'CPU us/job':>10}")
-    for name, case in cases.items():
-        rate, cpu = statistics.median(case.rates), statistics.median(case.cpu) * 1e6
-        median, p99 = statistics.median(case.samples) * 1e6, percentile(case.samples, 0.99) * 1e6
-        print(f"{name:62} {rate:8.0f} {rate / base:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f}")
+    print_cases(cases, OFF, width=62)
     span_ns, null_ns = span_off_ns(args.n * 200)
     print(
         f"tracing.span() block, tracing off: {span_ns:.0f} ns; empty `with nullcontext()`: {null_ns:.0f} ns"
