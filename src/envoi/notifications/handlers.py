@@ -259,10 +259,10 @@ class NotificationHandlers:
     ) -> Result:
         """A scheduled message that must not leave: the ledger row reads CANCELLED, with the reason."""
         reason = f"not sent: its schedule is {release.value.lower()}"
+        log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
         status = await self._withhold(
             context, name, provider, recipient, metadata, reason, f"SCHEDULE_{release.value}", announce=False
         )
-        log.info("%s to %s not sent: its schedule is %s", name, mask_recipient(recipient), release.value)
         return {"status": "cancelled", "deliveryStatus": str(status), "reason": release.value}
 
     async def _suppressed(
@@ -275,10 +275,10 @@ class NotificationHandlers:
         reason: str,
     ) -> Result:
         """The recipient said no: the ledger row reads SUPPRESSED with the reason; the job completes."""
+        log.info("%s to %s not sent: %s", name, mask_recipient(recipient), reason)
         status = await self._withhold(
             context, name, provider, recipient, metadata, reason, "RECIPIENT_OPTED_OUT", move=Move.SUPPRESS
         )
-        log.info("%s to %s not sent: %s", name, mask_recipient(recipient), reason)
         result = {"status": "suppressed", "deliveryStatus": str(status), "reason": reason}
         return _handed_back(result, metadata)
 
@@ -400,12 +400,12 @@ class NotificationHandlers:
         switch: str,
     ) -> Result:
         reason = self.channels.off_reasons.get(name, f"{switch}=false")
-        status = await self._withhold(
-            context, name, "twilio", recipient, metadata, reason, "CHANNEL_DISABLED"
-        )
         # A producer that expected this message to leave should see why it did not.
         CHANNEL_DISABLED.labels(channel=name).inc()
         log.warning("%s to %s not sent: the channel is off (%s)", name, mask_recipient(recipient), reason)
+        status = await self._withhold(
+            context, name, "twilio", recipient, metadata, reason, "CHANNEL_DISABLED"
+        )
         return _handed_back(
             {"status": "disabled", "deliveryStatus": str(status), "reason": reason},
             metadata,
