@@ -1,4 +1,9 @@
-"""`Annotated` dependencies: the runtime, a database session, the services, and the two auth checks."""
+"""`Annotated` dependencies: the runtime, a database session, the services, and the two auth checks.
+
+Every dependency is `async def`, even those that only return an attribute: FastAPI runs a plain `def`
+dependency in a worker thread, a thread hop per dependency per request (four on `POST /v1/jobs`), which
+cost the queued endpoint more than half its rate (docs/benchmarks.md, "The HTTP endpoint").
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from envoi.notifications.service import NotificationsService
 from envoi.runtime import Envoi
 
 
-def get_envoi(request: Request) -> Envoi:
+async def get_envoi(request: Request) -> Envoi:
     envoi: Envoi = request.app.state.envoi
     return envoi
 
@@ -28,7 +33,7 @@ def get_envoi(request: Request) -> Envoi:
 EnvoiDep = Annotated[Envoi, Depends(get_envoi)]
 
 
-def get_settings(envoi: EnvoiDep) -> Settings:
+async def get_settings(envoi: EnvoiDep) -> Settings:
     return envoi.settings
 
 
@@ -43,7 +48,7 @@ async def get_session(envoi: EnvoiDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_idempotency(envoi: EnvoiDep) -> IdempotencyKeys:
+async def get_idempotency(envoi: EnvoiDep) -> IdempotencyKeys:
     return envoi.idempotency
 
 
@@ -60,35 +65,35 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_notifications(envoi: EnvoiDep) -> NotificationsService:
+async def get_notifications(envoi: EnvoiDep) -> NotificationsService:
     return envoi.notifications
 
 
 NotificationsDep = Annotated[NotificationsService, Depends(get_notifications)]
 
 
-def get_ledger(envoi: EnvoiDep) -> DeliveryLedger:
+async def get_ledger(envoi: EnvoiDep) -> DeliveryLedger:
     return envoi.ledger
 
 
 LedgerDep = Annotated[DeliveryLedger, Depends(get_ledger)]
 
 
-def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
+async def get_failed_jobs(envoi: EnvoiDep) -> FailedJobService:
     return envoi.dead_letters
 
 
 FailedJobsDep = Annotated[FailedJobService, Depends(get_failed_jobs)]
 
 
-def get_admin_sessions(envoi: EnvoiDep) -> AdminSessions:
+async def get_admin_sessions(envoi: EnvoiDep) -> AdminSessions:
     return AdminSessions(db=envoi.db, settings=envoi.settings)
 
 
 AdminSessionsDep = Annotated[AdminSessions, Depends(get_admin_sessions)]
 
 
-def get_proxies(envoi: EnvoiDep) -> TrustedProxies:
+async def get_proxies(envoi: EnvoiDep) -> TrustedProxies:
     return TrustedProxies(envoi.settings.forwarded_allow_ips)
 
 
@@ -101,7 +106,7 @@ _admin_bearer = HTTPBearer(auto_error=False, scheme_name="adminToken", descripti
 _admin_cookie = APIKeyCookie(name=auth.ADMIN_COOKIE, auto_error=False, scheme_name="adminCookie")
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     settings: SettingsDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_bearer)],

@@ -58,7 +58,7 @@ class FilterParams:
         return FailedJobFilters(queue_name=self.queue_name, job_name=self.job_name, status=self.status)
 
 
-def filter_params(
+async def filter_params(
     queue_name: Annotated[str | None, Query(alias="queueName", max_length=100)] = None,
     job_name: Annotated[str | None, Query(alias="jobName", max_length=100)] = None,
     status: Annotated[FailedJobStatus | None, Query(description="FAILED, RETRIED or RESOLVED")] = None,

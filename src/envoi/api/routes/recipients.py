@@ -24,7 +24,7 @@ Recipient = Annotated[str, Path(min_length=1, max_length=400)]
 RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ValidationProblem}}
 
 
-def get_preferences(envoi: EnvoiDep) -> PreferencesService:
+async def get_preferences(envoi: EnvoiDep) -> PreferencesService:
     return envoi.preferences
 
 

@@ -48,7 +48,7 @@ DISABLED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_service(envoi: EnvoiDep) -> WebhookEndpointService:
+async def get_service(envoi: EnvoiDep) -> WebhookEndpointService:
     return envoi.webhooks
 
 
