@@ -29,7 +29,9 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
-def _routes(routes: Iterable[BaseRoute], inherited: tuple[Any, ...] = ()) -> Iterator[tuple[APIRoute, tuple[Any, ...]]]:
+def _routes(
+    routes: Iterable[BaseRoute], inherited: tuple[Any, ...] = ()
+) -> Iterator[tuple[APIRoute, tuple[Any, ...]]]:
     """Each APIRoute with the dependencies of the routers it was included from (FastAPI 0.16x keeps
     included routers as they are, behind `original_router`)."""
     for route in routes:
@@ -51,5 +53,7 @@ async def test_every_route_and_dependency_is_async(api_settings: Settings) -> No
         calls = [route.endpoint, *_calls(route.dependant)]
         for depends in router_dependencies:
             calls += [depends.dependency, *_calls(get_dependant(path=route.path, call=depends.dependency))]
-        in_threads |= {f"{route.path}: {getattr(c, '__qualname__', c)}" for c in calls if not _runs_on_the_loop(c)}
+        in_threads |= {
+            f"{route.path}: {getattr(c, '__qualname__', c)}" for c in calls if not _runs_on_the_loop(c)
+        }
     assert sorted(in_threads) == []
