@@ -34,14 +34,16 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], *, env: dict[str, str], log: Path, ready: str, timeout: float = 60
+    args: list[str], *, env: dict[str, str], log: Path, ready: str | Callable[[], bool], timeout: float = 60
 ) -> Iterator[None]:
-    """Run `args` until the block ends; ready once `ready` shows in its output (stdout and stderr)."""
+    """Run `args` until the block ends; ready once `ready` shows in its output (stdout and stderr), or
+    once `ready()` is true."""
     with log.open("w") as out:
         child = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    is_ready = ready if callable(ready) else lambda: ready in log.read_text(errors="replace")
     try:
         deadline = time.monotonic() + timeout
-        while ready not in log.read_text(errors="replace"):
+        while not is_ready():
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{args[:3]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.05)  # a process starting: polled, nothing to wait on
@@ -109,8 +111,16 @@ def envoi_env(*, redis_url: str, prefix: str, database_url: str, sink: Sink, cer
 def envoi_api(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     args = [ENVOI, "api", "--host", "127.0.0.1", "--port", str(port)]
-    with process(args, env=env, log=log, ready="Uvicorn running"):
-        yield f"http://127.0.0.1:{port}"
+    base_url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:  # LOG_LEVEL=WARNING leaves out uvicorn's "running" line
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with process(args, env=env, log=log, ready=answers):
+        yield base_url
 
 
 @contextlib.contextmanager

@@ -22,9 +22,14 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def log_level(default: str = "INFO") -> str:
+    """LOG_LEVEL, or `default`: "INFO", "WARNING"..."""
+    return os.environ.get("LOG_LEVEL", default).upper()
+
+
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", level).upper(),
+        level=log_level(level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     # httpx logs every request URL at INFO, and Twilio's URLs carry the account SID; aiosqlite logs every

@@ -12,7 +12,7 @@ import typer
 from prometheus_client import start_http_server
 
 from envoi import shutdown
-from envoi.cli.common import EXIT_USAGE, configure_logging, settings_or_exit
+from envoi.cli.common import EXIT_USAGE, configure_logging, log_level, settings_or_exit
 from envoi.cli.supervisor import supervise, worker_argv
 from envoi.config import Settings
 from envoi.db.migrate import pending_message, upgrade
@@ -173,7 +173,8 @@ def api(
         create_app(),
         host=bind,
         port=port or settings.envoi_port,
-        log_level="info",
+        # LOG_LEVEL=WARNING also silences the access log (a line per request, INFO).
+        log_level=log_level().lower(),
         log_config=log_config,
         proxy_headers=False,
     )
