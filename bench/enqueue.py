@@ -57,11 +57,28 @@ class Case:
     samples: list[float] = field(default_factory=list)
     #: this process's CPU seconds per job, each round.
     cpu: list[float] = field(default_factory=list)
+    #: Redis's CPU seconds per job, each round (where measured).
+    server: list[float] = field(default_factory=list)
 
     def add(self, jobs: int, wall: float, samples: list[float], cpu: float) -> None:
         self.rates.append(jobs / wall)
         self.samples.extend(samples)
         self.cpu.append(cpu / jobs)
+
+
+async def redis_seconds(client: aioredis.Redis) -> float:
+    """Redis's CPU seconds since its start (INFO cpu: its main thread's work, the network's included;
+    commandstats would count a script's own commands twice, inside and outside the script)."""
+    stats = await client.info("cpu")
+    return float(stats["used_cpu_user_main_thread"]) + float(stats["used_cpu_sys_main_thread"])
+
+
+async def measured(case: Case, client: aioredis.Redis, timing: Awaitable[Timing]) -> None:
+    """Add `timing` to `case`, with Redis's CPU time per job."""
+    before = await redis_seconds(client)
+    jobs, wall, samples, cpu = await timing
+    case.server.append((await redis_seconds(client) - before) / jobs)
+    case.add(jobs, wall, samples, cpu)
 
 
 Timing = tuple[int, float, list[float], float]
@@ -156,29 +173,41 @@ async def rounds(n: int, reps: int, url: str, db: str) -> dict[str, Case]:
     envoi = Envoi(settings_for(url, prefix, db), registry=noop_registry())
     queue = envoi.queue
     for _ in range(reps):
-        case(FLOOR).add(*await one_at_a_time(n, lambda i: client.lpush(f"{prefix}:floor", str(i))))
+        await measured(
+            case(FLOOR), client, one_at_a_time(n, lambda i: client.lpush(f"{prefix}:floor", str(i)))
+        )
         await client.delete(f"{prefix}:floor")
-        case("bullmq Queue.add, one at a time").add(
-            *await one_at_a_time(n, lambda i: raw.add("SEND_EMAIL", DATA, OPTS))
+        await measured(
+            case("bullmq Queue.add, one at a time"),
+            client,
+            one_at_a_time(n, lambda i: raw.add("SEND_EMAIL", DATA, OPTS)),
         )
-        case("envoi enqueue, one at a time").add(
-            *await one_at_a_time(n, lambda i: queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA))
+        await measured(
+            case("envoi enqueue, one at a time"),
+            client,
+            one_at_a_time(n, lambda i: queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)),
         )
-        case(f"bullmq Queue.addBulk, chunks of {CHUNK_SIZE}").add(
-            *await in_bulk(
+        await measured(
+            case(f"bullmq Queue.addBulk, chunks of {CHUNK_SIZE}"),
+            client,
+            in_bulk(
                 n, lambda ids: raw.addBulk([{"name": "SEND_EMAIL", "data": DATA, "opts": OPTS}] * len(ids))
-            )
+            ),
         )
-        case(f"envoi enqueue_many, chunks of {CHUNK_SIZE}").add(
-            *await in_bulk(
-                n, lambda ids: queue.enqueue_many(NOTIFICATIONS_QUEUE, "SEND_EMAIL", [DATA] * len(ids))
-            )
+        await measured(
+            case(f"envoi enqueue_many, chunks of {CHUNK_SIZE}"),
+            client,
+            in_bulk(n, lambda ids: queue.enqueue_many(NOTIFICATIONS_QUEUE, "SEND_EMAIL", [DATA] * len(ids))),
         )
-        case(f"bullmq Queue.add, {CALLERS} concurrent callers").add(
-            *await concurrently(n, lambda i: raw.add("SEND_EMAIL", DATA, OPTS))
+        await measured(
+            case(f"bullmq Queue.add, {CALLERS} concurrent callers"),
+            client,
+            concurrently(n, lambda i: raw.add("SEND_EMAIL", DATA, OPTS)),
         )
-        case(f"envoi enqueue, {CALLERS} concurrent callers (coalesced)").add(
-            *await concurrently(n, lambda i: queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA))
+        await measured(
+            case(f"envoi enqueue, {CALLERS} concurrent callers (coalesced)"),
+            client,
+            concurrently(n, lambda i: queue.enqueue(NOTIFICATIONS_QUEUE, "SEND_EMAIL", DATA)),
         )
         await raw.obliterate(force=True)
         await obliterate(url, prefix)
@@ -271,11 +300,27 @@ def print_cases(cases: dict[str, Case], baseline: str, *, width: int) -> None:
     base = statistics.median(cases[baseline].rates)
     print(
         f"{'case':{width}} {'jobs/s':>8} {'x baseline':>10} {'median us':>10} {'p99 us':>8} {'CPU us/job':>10}"
+        f" {'Redis CPU us/job':>16}"
     )
     for name, case in cases.items():
         rate, cpu = statistics.median(case.rates), statistics.median(case.cpu) * 1e6
         median, p99 = statistics.median(case.samples) * 1e6, percentile(case.samples, 0.99) * 1e6
-        print(f"{name:{width}} {rate:8.0f} {rate / base:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f}")
+        server = f"{statistics.median(case.server) * 1e6:16.1f}" if case.server else f"{'':16}"
+        print(
+            f"{name:{width}} {rate:8.0f} {rate / base:10.2f} {median:10.1f} {p99:8.0f} {cpu:10.1f} {server}"
+        )
+
+
+def add_bound(cases: dict[str, Case]) -> None:
+    """The best a single add could do at the floor's client cost: the floor's time per call plus the CPU
+    bullmq's add costs Redis beyond an LPUSH (one at a time, the client waits for both)."""
+    floor, add = cases[FLOOR], cases["bullmq Queue.add, one at a time"]
+    per_call = 1 / statistics.median(floor.rates)
+    extra = statistics.median(add.server) - statistics.median(floor.server)
+    print(
+        f"bullmq's add costs Redis {extra * 1e6:.1f} us of CPU more than an LPUSH: an add over a client "
+        f"as cheap as the floor's could reach at most {per_call / (per_call + extra):.2f}x the floor"
+    )
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -301,6 +346,7 @@ def main() -> None:
         cases[sync.name] = sync
     print(f"n={args.n} jobs per case, {args.rounds} rounds (rates: median of the rounds), Redis {url}")
     print_cases(cases, FLOOR, width=58)
+    add_bound(cases)
 
 
 if __name__ == "__main__":
