@@ -21,7 +21,7 @@ from envoi.embedded_redis import EmbeddedRedis
 from envoi.errors import InvalidJobDataError
 from envoi.queue import NOTIFICATIONS_QUEUE, HandlerRegistry, JobContext
 from envoi.queue.base import CHUNK_SIZE
-from envoi.queue.redis_backend import HiredisConnection
+from envoi.queue.connection import HiredisConnection
 from envoi.runtime import Envoi
 from tests.fixtures.proxy import TcpProxy
 from tests.helpers import bull_queue, eventually

@@ -16,7 +16,12 @@ import pytest
 from envoi.config import Settings
 from envoi.db.migrate import upgrade
 from envoi.embedded_redis import free_port
-from envoi.queue.connection import BULLMQ_LONGEST_BLOCK_S, WORKER_SOCKET_TIMEOUT_S, WatchedRetry
+from envoi.queue.connection import (
+    BULLMQ_LONGEST_BLOCK_S,
+    WORKER_SOCKET_TIMEOUT_S,
+    HiredisConnection,
+    WatchedRetry,
+)
 from envoi.queue.heartbeat import health as worker_health
 from envoi.queue.jobs import HandlerRegistry
 from envoi.queue.names import NOTIFICATIONS_QUEUE
@@ -183,6 +188,8 @@ async def test_worker_connections_bound_every_read_beyond_bullmqs_longest_wait(
         assert kwargs["health_check_interval"] > 0
         assert isinstance(kwargs["retry"], WatchedRetry)
         assert isinstance(client.connection.retry, WatchedRetry)
+        # The connection in use packs with hiredis (a tenth of a no-op job's CPU in Python).
+        assert type(client.connection) is HiredisConnection
     assert bull.opts["drainDelay"] <= 4
     # Fractional block timeouts: a retry due in 0.5 s is not rounded up to a whole second.
     assert bull.backend.capabilities["canDoubleTimeout"] is True

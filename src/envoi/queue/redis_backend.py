@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from bullmq import Queue
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.connection import HiredisRespSerializer
-from redis.utils import HIREDIS_AVAILABLE
 
 from envoi.config import Settings
 from envoi.queue.base import BulkJob, EnqueueResult
 from envoi.queue.coalesce import Coalescer
-from envoi.queue.connection import new_client
+from envoi.queue.connection import new_client, pack_with_hiredis
 from envoi.queue.deadline import Deadlines
 from envoi.queue.keys import EnvoiKeys
 
@@ -42,37 +40,8 @@ def producer_client(settings: Settings, *, bounded_reads: bool = True) -> aiored
     if bounded_reads:
         kwargs["socket_timeout"] = max(COMMAND_TIMEOUT_S, settings.redis_connect_timeout_s)
     client = new_client(settings.redis, decode_responses=True, retry=Retry(NoBackoff(), 0), **kwargs)
-    pool = client.connection_pool
-    pool.connection_class = HIREDIS_PACKING.get(pool.connection_class, pool.connection_class)
+    pack_with_hiredis(client)
     return client
-
-
-class _HiredisPacking:
-    """Commands packed by hiredis (C), as redis-py's synchronous connections do, where its asyncio ones
-    pack in Python: a fifth of the CPU time of an enqueue, most of it in the 13 arguments of bullmq's
-    add script (bench/enqueue.py, docs/benchmarks.md). The bytes on the wire are the same."""
-
-    _packer = HiredisRespSerializer()
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        packed: list[bytes] = self._packer.pack(*args)
-        return packed
-
-
-class HiredisConnection(_HiredisPacking, aioredis.Connection):
-    pass
-
-
-class HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
-    pass
-
-
-#: redis-py's connection classes and their hiredis-packing counterparts (none without hiredis).
-HIREDIS_PACKING: dict[type[Any], type[Any]] = (
-    {aioredis.Connection: HiredisConnection, aioredis.SSLConnection: HiredisSSLConnection}
-    if HIREDIS_AVAILABLE
-    else {}
-)
 
 
 def text(value: bytes | str | None) -> str | None:
