@@ -121,8 +121,9 @@ async def test_inline_waits_out_a_short_lease_then_sends(
     make_delivery_settings: Any, make_envoi: Any, smtp_sink: SmtpSink
 ) -> None:
     envoi: Envoi = make_envoi(make_delivery_settings(queue_enabled=False))
-    await held_elsewhere(envoi, "inline-1", for_s=1.0)
+    # Before the row is written: its lease is counted from then, and writing it may take a while.
     started = time.monotonic()
+    await held_elsewhere(envoi, "inline-1", for_s=1.0)
     data = email_data(metadata={"idempotencyKey": "inline-1"})
     result = await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, JobName.SEND_EMAIL, data)
     assert (result.mode, result.succeeded) == ("sync", True)
