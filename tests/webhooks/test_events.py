@@ -227,3 +227,28 @@ def sample_data(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return message_data(**values)
+
+
+async def test_an_endpoint_created_by_another_runtime_receives_the_next_event(
+    hooks: Envoi,
+    make_envoi: Callable[..., Envoi],
+    webhook_settings: Settings,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """The publisher reads the endpoints on every event: one created through another runtime (its own
+    engines and pools, as the API process has) is enqueued for the very next event, and one disabled
+    there is no longer."""
+    service = service_of(hooks)
+    other = make_envoi(webhook_settings)
+    assert await service.publish(EventType.MESSAGE_SENT, sample_data()) is None  # warm: nothing yet
+    endpoint = await subscribe(other, webhook_receiver, [EventType.MESSAGE_SENT])
+    published = await service.publish(
+        EventType.MESSAGE_SENT, sample_data(delivery_id="01JDELIVERY0000000000000010")
+    )
+    assert published is not None
+    assert published.job_ids == [f"webhook-{published.event_id}-{endpoint}"]
+    await service_of(other).update(endpoint, enabled=False)
+    assert (
+        await service.publish(EventType.MESSAGE_SENT, sample_data(delivery_id="01JDELIVERY0000000000000011"))
+        is None
+    )

@@ -15,6 +15,11 @@ statement timeout (`-c statement_timeout`, enforced by the server); on SQLite th
 a write waits for another's lock). A bounded session (`Database.session(bounded=True)`) adds a
 client-side bound on the whole unit of work, for a server that stopped answering on a connection
 already open, which neither of the others catches.
+
+Single statements on a job's path (the delivery ledger, the webhook publisher's endpoint lookup) run on
+a second engine in autocommit (`Database.connection()`): a statement is its own transaction, so the
+unit costs one round trip (and the pool's ping) instead of BEGIN, the statement and COMMIT. That engine
+has a pool of its own; it opens connections only when used (in `envoi worker`, mostly this one).
 """
 
 from __future__ import annotations
@@ -116,21 +121,26 @@ class Database:
         # (recipients, message bodies) into logs, bullmq's failedReason and the dead letters.
         # The JSON codec makes every stored value readable and every read value encodable (see
         # `envoi.validation.json_safe`): one bad row must not break a page of the inbox or the DLQ.
-        self.engine: AsyncEngine = create_async_engine(
-            self.url,
-            echo=echo,
-            pool_pre_ping=True,
-            hide_parameters=True,
-            json_serializer=json_dumps,
-            json_deserializer=json_loads,
-            execution_options=schema_options(self.url, schema),
-            connect_args=connect_args(
+        options: dict[str, Any] = {
+            "echo": echo,
+            "pool_pre_ping": True,
+            "hide_parameters": True,
+            "json_serializer": json_dumps,
+            "json_deserializer": json_loads,
+            "execution_options": schema_options(self.url, schema),
+            "connect_args": connect_args(
                 self.url, connect_timeout_s=connect_timeout_s, statement_timeout_s=statement_timeout_s
             ),
+        }
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        #: For `connection()`: every statement commits on its own (no BEGIN, no COMMIT round trip).
+        self.autocommit_engine: AsyncEngine = create_async_engine(
+            self.url, isolation_level="AUTOCOMMIT", **options
         )
         if self.url.get_backend_name() == "sqlite":
             pragmas = _sqlite_pragmas(round(statement_timeout_s * 1000))
             event.listen(self.engine.sync_engine, "connect", pragmas)
+            event.listen(self.autocommit_engine.sync_engine, "connect", pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -157,16 +167,17 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, *, bounded: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A Core connection for single statements on a hot path (no ORM session), committed on exit;
-        `bounded` as for `session()`."""
-        async with self.engine.connect() as connection:
+        """A Core connection in autocommit for single statements on a hot path (no ORM session): each
+        statement is committed when it returns, on its own. Never for two statements that must hold
+        together (use `session()`). `bounded` as for `session()`."""
+        async with self.autocommit_engine.connect() as connection:
             try:
                 async with asyncio.timeout(self.unit_timeout_s if bounded else None):
                     yield connection
-                    await connection.commit()
             except TimeoutError:
                 await connection.invalidate()
                 raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.autocommit_engine.dispose()
