@@ -169,8 +169,12 @@ class Database:
         postgres = self.url.get_backend_name() == "postgresql"
         #: For `connection()`: every statement commits on its own (no BEGIN, no COMMIT round trip).
         #: On PostgreSQL its pool pings only a connection whose socket has something to say.
+        #: No ROLLBACK on release either (`skip_autocommit_rollback`): there is no transaction to end.
         self.autocommit_engine: AsyncEngine = create_async_engine(
-            self.url, isolation_level="AUTOCOMMIT", **{**options, "pool_pre_ping": not postgres}
+            self.url,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+            **{**options, "pool_pre_ping": not postgres},
         )
         if postgres:
             ping = _ping_if_the_server_spoke(self.autocommit_engine.dialect)
