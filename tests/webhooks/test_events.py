@@ -9,9 +9,10 @@ from typing import Any
 
 from envoi.api.twilio import expected_signature
 from envoi.config import Settings
-from envoi.events import EventType, message_data
+from envoi.events import EventBus, EventType, message_data
 from envoi.queue.names import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
+from envoi.webhooks.service import ANY_ENABLED_ENDPOINT
 from envoi.worker import Worker
 from tests.api.conftest import Api
 from tests.fixtures.twilio import TwilioServer
@@ -252,3 +253,12 @@ async def test_an_endpoint_created_by_another_runtime_receives_the_next_event(
         await service.publish(EventType.MESSAGE_SENT, sample_data(delivery_id="01JDELIVERY0000000000000011"))
         is None
     )
+
+
+def test_the_bus_tells_its_interest_only_when_every_subscriber_gave_a_condition(hooks: Envoi) -> None:
+    assert EventBus(hooks.db).interest is None  # nothing subscribes: emitting costs nothing anyway
+    assert hooks.events.interest is not None  # the webhook publisher's: an enabled endpoint
+    bus = EventBus(hooks.db)
+    bus.subscribe(service_of(hooks).publish, acts_when=ANY_ENABLED_ENDPOINT)
+    bus.subscribe(service_of(hooks).publish)  # acts on anything: the question cannot be asked in SQL
+    assert bus.interest is None
