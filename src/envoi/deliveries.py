@@ -294,9 +294,7 @@ class DeliveryLedger:
         }
         if ask is None:
             return await self._move(Move.SENT, claim.delivery_id, count_attempt=True, **values), None
-        statement = _update_statement(Move.SENT, "id", tuple(sorted(values)), True).returning(
-            ask.label("answer")
-        )
+        statement = _asking_statement(tuple(sorted(values)), ask)
         now = utcnow()
         params = {"b_key": claim.delivery_id, "b_now": now, "b_token": None, "v_updated_at": now}
         params.update({f"v_{name}": value for name, value in values.items()})
@@ -419,6 +417,13 @@ def _update_statement(move: Move, by: Column, columns: tuple[str, ...], count_at
         .where(target == bindparam("b_key"), _allowed(move, bindparam("b_now"), bindparam("b_token")))
         .values(values)
     )
+
+
+@functools.lru_cache(maxsize=16)  # bounded: a process building many runtimes has one question each
+def _asking_statement(columns: tuple[str, ...], ask: ColumnElement[bool]) -> Update:
+    """The SENT move returning `ask` as `answer`, built once per question (the event bus keeps one
+    object per condition): SQLAlchemy computes a new statement's cache key on each execution."""
+    return _update_statement(Move.SENT, "id", columns, True).returning(ask.label("answer"))
 
 
 @functools.cache

@@ -128,6 +128,7 @@ class EventBus:
         self.db = db
         self._subscribers: list[Subscriber] = []
         self._conditions: list[ColumnElement[bool] | None] = []
+        self._interest: ColumnElement[bool] | None = None
 
     def subscribe(self, subscriber: Subscriber, *, acts_when: ColumnElement[bool] | None = None) -> None:
         """`acts_when`: a SQL condition false whenever the subscriber would do nothing with an event
@@ -135,6 +136,9 @@ class EventBus:
         anyway (`interest`); None: it may act on any event."""
         self._subscribers.append(subscriber)
         self._conditions.append(acts_when)
+        # Built once: the same object each time lets SQLAlchemy reuse the statement asking it.
+        conditions = [condition for condition in self._conditions if condition is not None]
+        self._interest = None if len(conditions) < len(self._conditions) else or_(*conditions)
 
     @property
     def listened(self) -> bool:
@@ -145,9 +149,7 @@ class EventBus:
     def interest(self) -> ColumnElement[bool] | None:
         """A condition false when no subscriber would act on an event; None when that cannot be told
         in SQL (a subscriber without a condition) or nothing subscribes (emitting costs nothing)."""
-        if not self._conditions or any(condition is None for condition in self._conditions):
-            return None
-        return or_(*(condition for condition in self._conditions if condition is not None))
+        return self._interest
 
     async def emit(self, event_type: EventType, data: dict[str, Any]) -> None:
         for subscriber in self._subscribers:
