@@ -267,17 +267,40 @@ class DeliveryLedger:
 
     async def mark_sent(self, claim: Claim, *, provider: str, provider_message_id: str | None) -> bool:
         """Record the send. Not fenced by the lease: the message left, whoever holds the row now."""
-        return await self._move(
-            Move.SENT,
-            claim.delivery_id,
-            provider=provider,
-            provider_message_id=provider_message_id,
-            sent_at=utcnow(),
-            lease_expires_at=None,
-            error_code=None,
-            error_message=None,
-            count_attempt=True,
+        moved, _ = await self.mark_sent_asking(
+            claim, provider=provider, provider_message_id=provider_message_id, ask=None
         )
+        return moved
+
+    async def mark_sent_asking(
+        self,
+        claim: Claim,
+        *,
+        provider: str,
+        provider_message_id: str | None,
+        ask: ColumnElement[bool] | None,
+    ) -> tuple[bool, bool | None]:
+        """`mark_sent`, and the value of `ask` (a condition on other tables) read by the same statement,
+        in the same snapshot as the move: (moved, answer). The answer is None when the row did not move
+        or nothing was asked. The handlers ask whether anything listens to `message.sent` (an enabled
+        webhook endpoint) without a statement of its own."""
+        values: dict[str, Any] = {
+            "provider": provider,
+            "provider_message_id": provider_message_id,
+            "sent_at": utcnow(),
+            "lease_expires_at": None,
+            "error_code": None,
+            "error_message": None,
+        }
+        if ask is None:
+            return await self._move(Move.SENT, claim.delivery_id, count_attempt=True, **values), None
+        statement = _asking_statement(tuple(sorted(values)), ask)
+        now = utcnow()
+        params = {"b_key": claim.delivery_id, "b_now": now, "b_token": None, "v_updated_at": now}
+        params.update({f"v_{name}": value for name, value in values.items()})
+        async with self.db.connection(bounded=True) as connection:
+            row = (await connection.execute(statement, params)).first()
+        return (False, None) if row is None else (True, bool(row.answer))
 
     async def mark_failed(self, claim: Claim, *, code: str | None, message: str) -> bool:
         """Record a failed attempt, unless another run took the row over after this one's lease ran out."""
@@ -394,6 +417,13 @@ def _update_statement(move: Move, by: Column, columns: tuple[str, ...], count_at
         .where(target == bindparam("b_key"), _allowed(move, bindparam("b_now"), bindparam("b_token")))
         .values(values)
     )
+
+
+@functools.lru_cache(maxsize=16)  # bounded: a process building many runtimes has one question each
+def _asking_statement(columns: tuple[str, ...], ask: ColumnElement[bool]) -> Update:
+    """The SENT move returning `ask` as `answer`, built once per question (the event bus keeps one
+    object per condition): SQLAlchemy computes a new statement's cache key on each execution."""
+    return _update_statement(Move.SENT, "id", columns, True).returning(ask.label("answer"))
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from envoi.db.models import DeliveryStatus, MessageDelivery, WebhookEvent
 from envoi.db.session import Database
@@ -127,14 +127,29 @@ class EventBus:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._subscribers: list[Subscriber] = []
+        self._conditions: list[ColumnElement[bool] | None] = []
+        self._interest: ColumnElement[bool] | None = None
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber, *, acts_when: ColumnElement[bool] | None = None) -> None:
+        """`acts_when`: a SQL condition false whenever the subscriber would do nothing with an event
+        (the webhook publisher: no enabled endpoint), which a caller may read in a statement it runs
+        anyway (`interest`); None: it may act on any event."""
         self._subscribers.append(subscriber)
+        self._conditions.append(acts_when)
+        # Built once: the same object each time lets SQLAlchemy reuse the statement asking it.
+        conditions = [condition for condition in self._conditions if condition is not None]
+        self._interest = None if len(conditions) < len(self._conditions) else or_(*conditions)
 
     @property
     def listened(self) -> bool:
         """Whether anything subscribes: a caller may skip the reads an event would need."""
         return bool(self._subscribers)
+
+    @property
+    def interest(self) -> ColumnElement[bool] | None:
+        """A condition false when no subscriber would act on an event; None when that cannot be told
+        in SQL (a subscriber without a condition) or nothing subscribes (emitting costs nothing)."""
+        return self._interest
 
     async def emit(self, event_type: EventType, data: dict[str, Any]) -> None:
         for subscriber in self._subscribers:
@@ -153,10 +168,13 @@ class EventBus:
         provider_message_id: str | None = None,
         error: Mapping[str, Any] | None = None,
         status: DeliveryStatus | None = None,
+        interested: bool | None = None,
     ) -> None:
         """An event about one delivery made by a job, with the job's metadata as the producer gave it;
-        `status` is the ledger's when the event type allows two (`message.suppressed`)."""
-        if not self._subscribers:
+        `status` is the ledger's when the event type allows two (`message.suppressed`). `interested`:
+        what `interest` read when the event happened (False: no subscriber would act, nothing is
+        emitted; None: not read)."""
+        if not self._subscribers or interested is False:
             return
         data = message_data(
             delivery_id=delivery_id,

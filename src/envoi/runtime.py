@@ -52,7 +52,7 @@ from envoi.quiet_hours import QuietHours
 from envoi.recipients import PreferencesService, RecipientPolicy, UnsubscribeTokens
 from envoi.webhooks.delivery import WebhookDelivery
 from envoi.webhooks.safety import webhook_client
-from envoi.webhooks.service import WebhookEndpointService
+from envoi.webhooks.service import ANY_ENABLED_ENDPOINT, WebhookEndpointService
 
 log = logging.getLogger("envoi")
 
@@ -167,7 +167,7 @@ class Envoi:
             self.digests.register(self.registry)
             self._webhook_http = webhook_client(settings)
             WebhookDelivery(db=self.db, settings=settings, http=self._webhook_http).register(self.registry)
-            self.events.subscribe(self.webhooks.publish)
+            self.events.subscribe(self.webhooks.publish, acts_when=ANY_ENABLED_ENDPOINT)
             self._register_declared_jobs()
 
     def _register_declared_jobs(self) -> None:

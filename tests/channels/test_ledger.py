@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import exists, update
 
 from envoi.config import Settings
-from envoi.db.models import DeliveryStatus, MessageDelivery
+from envoi.db.models import DeliveryStatus, MessageDelivery, WebhookEndpoint
 from envoi.db.types import utcnow
 from envoi.deliveries import DeliveryLedger, IdempotencyKeyConflictError, Move, delivery_key
 from envoi.errors import DeferredError
@@ -195,3 +195,41 @@ async def test_suppress_is_final_keeps_a_sent_row_and_turns_a_failed_one_with_it
     # Final: nothing claims it again.
     claim = await ledger.claim(key="p", **CLAIM)
     assert not claim.acquired and claim.status is DeliveryStatus.SUPPRESSED
+
+
+async def test_mark_sent_asking_reads_the_condition_in_the_same_statement(envoi: Envoi) -> None:
+    """The SENT move also answers a question on another table (the handlers ask whether an endpoint is
+    enabled); it records exactly what `mark_sent` records, and answers nothing when the row did not move."""
+    ledger = make_ledger(envoi)
+    anyone = exists().where(WebhookEndpoint.enabled.is_(True))
+    claim = await ledger.claim(key="k", **CLAIM)
+    assert await ledger.mark_sent_asking(
+        claim, provider="smtp", provider_message_id="<m@envoi>", ask=anyone
+    ) == (
+        True,
+        False,
+    )
+    row = await delivery(envoi, "k")
+    assert row is not None and (row.status, row.provider_message_id, row.attempts, row.lease_expires_at) == (
+        "SENT",
+        "<m@envoi>",
+        1,
+        None,
+    )
+    async with envoi.db.session() as session:
+        session.add(
+            WebhookEndpoint(url="https://8.8.8.8/", events=["message.sent"], secret="s", enabled=True)
+        )
+    other = await ledger.claim(key="k2", **CLAIM)
+    assert await ledger.mark_sent_asking(other, provider="smtp", provider_message_id=None, ask=anyone) == (
+        True,
+        True,
+    )
+    # Already SENT and then DELIVERED: a late SENT does not move it back, and asks nothing.
+    await ledger.apply_provider_status(provider_message_id="<m@envoi>", status="delivered", error_code=None)
+    assert await ledger.mark_sent_asking(
+        claim, provider="smtp", provider_message_id="<m@envoi>", ask=anyone
+    ) == (
+        False,
+        None,
+    )

@@ -12,8 +12,9 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from envoi.db.models import DeliveryStatus, MessageDelivery
+from envoi.db.models import DeliveryStatus, MessageDelivery, WebhookEvent
 from envoi.events import EventType, message_data
 from envoi.queue.names import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
@@ -307,3 +308,48 @@ async def test_closing_the_envoi_closes_the_webhooks_http_client(webhook_setting
     assert client is not None and not client.is_closed
     await envoi.close()
     assert client.is_closed
+
+
+async def test_message_sent_reaches_an_endpoint_created_by_another_runtime_and_none_after_it_is_disabled(
+    hooks: Envoi,
+    make_envoi: Callable[..., Envoi],
+    start_worker: StartWorker,
+    webhook_receiver: WebhookReceiver,
+    smtp_sink: SmtpSink,
+) -> None:
+    """The worker learns whether any endpoint is enabled from the statement that marks the message SENT
+    (no lookup of its own when none is): an endpoint created through another runtime (its own engines
+    and pools, as the API process has) gets the very next email's `message.sent`; once disabled there,
+    the next email stores no event at all."""
+    other = make_envoi(hooks.settings)
+    await start_worker(hooks, queues=QUEUES)
+    sent: list[MessageDelivery] = []
+
+    async def send() -> MessageDelivery:
+        await hooks.queue.enqueue(
+            NOTIFICATIONS_QUEUE,
+            "SEND_EMAIL",
+            {"to": "jane@example.com", "subject": "Hi", "html": "<p>Hi</p>"},
+        )
+
+        async def recorded() -> list[MessageDelivery]:
+            async with hooks.db.session() as session:
+                query = select(MessageDelivery).where(MessageDelivery.status == DeliveryStatus.SENT)
+                rows = [row for row in await session.scalars(query) if row.id not in {r.id for r in sent}]
+            return rows
+
+        [row] = await eventually(recorded, message="the email recorded as SENT")
+        sent.append(row)
+        return row
+
+    await send()
+    endpoint_id = await subscribe(other, webhook_receiver, [EventType.MESSAGE_SENT])
+    during = await send()
+    [request] = await eventually(lambda: webhook_receiver.requests, message="the webhook")
+    assert request.verified and request.event_id == f"evt_{during.id}_sent"
+    await service_of(other).update(endpoint_id, enabled=False)
+    await send()
+    assert len(smtp_sink.messages) == 3
+    async with hooks.db.session() as session:
+        stored = list(await session.scalars(select(WebhookEvent.id)))
+    assert stored == [f"evt_{during.id}_sent"]  # nothing stored before the endpoint, nor after

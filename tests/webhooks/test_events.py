@@ -9,9 +9,10 @@ from typing import Any
 
 from envoi.api.twilio import expected_signature
 from envoi.config import Settings
-from envoi.events import EventType, message_data
+from envoi.events import EventBus, EventType, message_data
 from envoi.queue.names import NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE
 from envoi.runtime import Envoi
+from envoi.webhooks.service import ANY_ENABLED_ENDPOINT
 from envoi.worker import Worker
 from tests.api.conftest import Api
 from tests.fixtures.twilio import TwilioServer
@@ -227,3 +228,37 @@ def sample_data(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return message_data(**values)
+
+
+async def test_an_endpoint_created_by_another_runtime_receives_the_next_event(
+    hooks: Envoi,
+    make_envoi: Callable[..., Envoi],
+    webhook_settings: Settings,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """The publisher reads the endpoints on every event: one created through another runtime (its own
+    engines and pools, as the API process has) is enqueued for the very next event, and one disabled
+    there is no longer."""
+    service = service_of(hooks)
+    other = make_envoi(webhook_settings)
+    assert await service.publish(EventType.MESSAGE_SENT, sample_data()) is None  # warm: nothing yet
+    endpoint = await subscribe(other, webhook_receiver, [EventType.MESSAGE_SENT])
+    published = await service.publish(
+        EventType.MESSAGE_SENT, sample_data(delivery_id="01JDELIVERY0000000000000010")
+    )
+    assert published is not None
+    assert published.job_ids == [f"webhook-{published.event_id}-{endpoint}"]
+    await service_of(other).update(endpoint, enabled=False)
+    assert (
+        await service.publish(EventType.MESSAGE_SENT, sample_data(delivery_id="01JDELIVERY0000000000000011"))
+        is None
+    )
+
+
+def test_the_bus_tells_its_interest_only_when_every_subscriber_gave_a_condition(hooks: Envoi) -> None:
+    assert EventBus(hooks.db).interest is None  # nothing subscribes: emitting costs nothing anyway
+    assert hooks.events.interest is not None  # the webhook publisher's: an enabled endpoint
+    bus = EventBus(hooks.db)
+    bus.subscribe(service_of(hooks).publish, acts_when=ANY_ENABLED_ENDPOINT)
+    bus.subscribe(service_of(hooks).publish)  # acts on anything: the question cannot be asked in SQL
+    assert bus.interest is None

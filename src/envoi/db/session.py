@@ -15,19 +15,26 @@ statement timeout (`-c statement_timeout`, enforced by the server); on SQLite th
 a write waits for another's lock). A bounded session (`Database.session(bounded=True)`) adds a
 client-side bound on the whole unit of work, for a server that stopped answering on a connection
 already open, which neither of the others catches.
+
+Single statements on a job's path (the delivery ledger, the webhook publisher's endpoint lookup) run on
+a second engine in autocommit (`Database.connection()`): a statement is its own transaction, so the
+unit costs one round trip (and the pool's ping) instead of BEGIN, the statement and COMMIT. That engine
+has a pool of its own; it opens connections only when used (in `envoi worker`, mostly this one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+import select
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -96,6 +103,37 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     return on_connect
 
 
+def _pending(fd: int) -> bool:
+    """Whether the socket has bytes (or the end of the stream) waiting, without waiting."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _ping_if_the_server_spoke(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    """`pool_pre_ping` at the price of a poll(2) instead of a round trip, for psycopg connections.
+
+    An idle connection has nothing to read: the server answers only what was asked. A server that
+    ends the connection (a restart, `pg_terminate_backend`, an idle timeout, the backend killed) sends
+    its FATAL message and closes the socket, which makes it readable; only then is the SELECT 1 sent,
+    and a failed one replaces the connection, and every pooled one opened before it, as a failed pre-ping
+    does. A connection that went silent (a network cut) is caught by neither check: its first statement
+    hangs until the bounded unit's timeout, as the ping would have."""
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        try:
+            if driver.closed:
+                raise ConnectionError("the connection is closed")
+            if not _pending(driver.pgconn.socket):
+                return
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError(f"the server ended the connection ({type(exc).__name__})") from exc
+
+    return checkout
+
+
 class Database:
     """One async engine and its session factory; `session()` is a unit of work that commits on exit."""
 
@@ -116,21 +154,35 @@ class Database:
         # (recipients, message bodies) into logs, bullmq's failedReason and the dead letters.
         # The JSON codec makes every stored value readable and every read value encodable (see
         # `envoi.validation.json_safe`): one bad row must not break a page of the inbox or the DLQ.
-        self.engine: AsyncEngine = create_async_engine(
-            self.url,
-            echo=echo,
-            pool_pre_ping=True,
-            hide_parameters=True,
-            json_serializer=json_dumps,
-            json_deserializer=json_loads,
-            execution_options=schema_options(self.url, schema),
-            connect_args=connect_args(
+        options: dict[str, Any] = {
+            "echo": echo,
+            "pool_pre_ping": True,
+            "hide_parameters": True,
+            "json_serializer": json_dumps,
+            "json_deserializer": json_loads,
+            "execution_options": schema_options(self.url, schema),
+            "connect_args": connect_args(
                 self.url, connect_timeout_s=connect_timeout_s, statement_timeout_s=statement_timeout_s
             ),
+        }
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        postgres = self.url.get_backend_name() == "postgresql"
+        #: For `connection()`: every statement commits on its own (no BEGIN, no COMMIT round trip).
+        #: On PostgreSQL its pool pings only a connection whose socket has something to say.
+        #: No ROLLBACK on release either (`skip_autocommit_rollback`): there is no transaction to end.
+        self.autocommit_engine: AsyncEngine = create_async_engine(
+            self.url,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+            **{**options, "pool_pre_ping": not postgres},
         )
-        if self.url.get_backend_name() == "sqlite":
+        if postgres:
+            ping = _ping_if_the_server_spoke(self.autocommit_engine.dialect)
+            event.listen(self.autocommit_engine.sync_engine, "checkout", ping)
+        else:
             pragmas = _sqlite_pragmas(round(statement_timeout_s * 1000))
             event.listen(self.engine.sync_engine, "connect", pragmas)
+            event.listen(self.autocommit_engine.sync_engine, "connect", pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -157,16 +209,17 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, *, bounded: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A Core connection for single statements on a hot path (no ORM session), committed on exit;
-        `bounded` as for `session()`."""
-        async with self.engine.connect() as connection:
+        """A Core connection in autocommit for single statements on a hot path (no ORM session): each
+        statement is committed when it returns, on its own. Never for two statements that must hold
+        together (use `session()`). `bounded` as for `session()`."""
+        async with self.autocommit_engine.connect() as connection:
             try:
                 async with asyncio.timeout(self.unit_timeout_s if bounded else None):
                     yield connection
-                    await connection.commit()
             except TimeoutError:
                 await connection.invalidate()
                 raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.autocommit_engine.dispose()

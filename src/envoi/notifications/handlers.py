@@ -365,9 +365,15 @@ class NotificationHandlers:
                     EventType.MESSAGE_FAILED, context, name, recipient, claim.delivery_id, error=error
                 )
             raise
+        interested: bool | None = None
         try:
-            await self.ledger.mark_sent(
-                claim, provider=receipt.provider, provider_message_id=receipt.provider_message_id
+            # The same statement tells whether any subscriber would act on `message.sent` (an enabled
+            # webhook endpoint), read as the row moves to SENT: no statement of its own when none would.
+            _, interested = await self.ledger.mark_sent_asking(
+                claim,
+                provider=receipt.provider,
+                provider_message_id=receipt.provider_message_id,
+                ask=self.events.interest,
             )
         except Exception:
             # The message left: raising would have the job retried and, once the lease ends, sent again.
@@ -375,7 +381,13 @@ class NotificationHandlers:
                 "%s delivery %s was sent but could not be recorded as SENT", name, claim.delivery_id
             )
         await self.events.emit_message(
-            EventType.MESSAGE_SENT, context, name, recipient, claim.delivery_id, receipt.provider_message_id
+            EventType.MESSAGE_SENT,
+            context,
+            name,
+            recipient,
+            claim.delivery_id,
+            receipt.provider_message_id,
+            interested=interested,
         )
         sent = {
             "status": "sent",
