@@ -65,7 +65,17 @@ def wrk(base_url: str, seconds: float, concurrency: int, folder: Path) -> tuple[
     """(requests/s, p99 seconds) of `seconds` of load from wrk."""
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT % {"key": API_KEY})
-    args = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), base_url]
+    args = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        base_url,
+    ]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     summary = json.loads(out.strip().splitlines()[-1])
     if summary["errors"]:
@@ -107,7 +117,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.05, help="seconds before each SMTP reply")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("--generator", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
+    parser.add_argument(
+        "--generator", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
+    )
     parser.add_argument("--seconds", type=float, default=10, help="load per case, with wrk")
     add_redis_argument(parser)
     args = parser.parse_args()
