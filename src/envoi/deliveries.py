@@ -295,11 +295,10 @@ class DeliveryLedger:
         if ask is None:
             return await self._move(Move.SENT, claim.delivery_id, count_attempt=True, **values), None
         statement = _asking_statement(tuple(sorted(values)), ask)
-        now = utcnow()
-        params = {"b_key": claim.delivery_id, "b_now": now, "b_token": None, "v_updated_at": now}
-        params.update({f"v_{name}": value for name, value in values.items()})
         async with self.db.connection(bounded=True) as connection:
-            row = (await connection.execute(statement, params)).first()
+            row = (
+                await connection.execute(statement, _update_params(claim.delivery_id, None, values))
+            ).first()
         return (False, None) if row is None else (True, bool(row.answer))
 
     async def mark_failed(self, claim: Claim, *, code: str | None, message: str) -> bool:
@@ -385,11 +384,10 @@ class DeliveryLedger:
     async def _update(self, move: Move, by: Column, key: str, token: datetime | None, **values: Any) -> int:
         count = bool(values.pop("count_attempt", False))
         statement = _update_statement(move, by, tuple(sorted(values)), count)
-        now = utcnow()
-        params = {"b_key": key, "b_now": now, "b_token": token, "v_updated_at": now}
-        params.update({f"v_{name}": value for name, value in values.items()})
         async with self.db.connection(bounded=True) as connection:
-            result = cast("CursorResult[Any]", await connection.execute(statement, params))
+            result = cast(
+                "CursorResult[Any]", await connection.execute(statement, _update_params(key, token, values))
+            )
             return int(result.rowcount or 0)
 
     async def _insert_new(self, values: dict[str, Any]) -> bool:
@@ -417,6 +415,14 @@ def _update_statement(move: Move, by: Column, columns: tuple[str, ...], count_at
         .where(target == bindparam("b_key"), _allowed(move, bindparam("b_now"), bindparam("b_token")))
         .values(values)
     )
+
+
+def _update_params(key: str, token: datetime | None, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of an `_update_statement` (or a statement built on one) for one row, now."""
+    now = utcnow()
+    params = {"b_key": key, "b_now": now, "b_token": token, "v_updated_at": now}
+    params.update({f"v_{name}": value for name, value in values.items()})
+    return params
 
 
 @functools.lru_cache(maxsize=16)  # bounded: a process building many runtimes has one question each
