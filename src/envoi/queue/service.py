@@ -11,6 +11,7 @@ service could neither re-add nor look up the job. `enqueue` refuses them (`Value
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -72,6 +73,13 @@ def _meters(queue: str, job_name: str, mode: str) -> tuple[Any, Any]:
     """The enqueue metrics' children for these labels, looked up once: `labels()` takes a lock and
     builds its key on every call, on the path of every enqueue."""
     return metrics.ENQUEUE_LATENCY.labels(queue, mode), metrics.JOBS_ENQUEUED.labels(queue, job_name, mode)
+
+
+def _producer_span(operation: str, queue: str, job_name: str) -> contextlib.AbstractContextManager[Any]:
+    """The span of an enqueue ("add") or a bulk enqueue ("addBulk"): `add notifications.SEND_EMAIL`."""
+    return tracing.span(
+        f"{operation} {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
+    )
 
 
 @cache
@@ -188,9 +196,7 @@ class QueueService:
         delay: float | timedelta | None,
         options: dict[str, Any],
     ) -> EnqueueResult:
-        with tracing.span(
-            f"add {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
-        ) as span:
+        with _producer_span("add", queue, job_name) as span:
             job = self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
             result = await self._add(job)
             if span is not None:
@@ -221,9 +227,7 @@ class QueueService:
             return self._prepare(queue, job_name, payload, job_id=job_id, delay=delay, options=options)
 
         _same_length(job_ids, items)
-        with tracing.span(
-            f"addBulk {queue}.{job_name}", kind="producer", attributes=_span_attributes(queue, job_name)
-        ):
+        with _producer_span("addBulk", queue, job_name):
             return await self._add_many(validate_items(job_name, len(items), check))
 
     async def enqueue_jobs(
@@ -243,9 +247,7 @@ class QueueService:
 
         _same_length(job_ids, jobs)
         name = jobs[0].JOB_NAME if jobs else "jobs"
-        with tracing.span(
-            f"addBulk {queue}.{name}", kind="producer", attributes=_span_attributes(queue, name)
-        ):
+        with _producer_span("addBulk", queue, name):
             return await self._add_many(validate_items(name, len(jobs), check))
 
     def _prepare(
