@@ -31,6 +31,8 @@ __all__ = [
 
 #: What a refused number is told; the example is the form Twilio takes.
 PHONE_REASON = "must be a phone number in international form such as +33612345678"
+#: E.164's longest number, country code included.
+E164_MAX_DIGITS = 15
 #: The longest address SMTP carries (RFC 5321 path limit, as email-validator counts it).
 MAX_EMAIL_LENGTH = 254
 #: Names email-validator refuses whatever its options (its special-use list is global to the process)
@@ -88,6 +90,17 @@ def phone_e164(value: str) -> str:
         number = next((n for n in readings if _possible(n)), None)
     if number is None:
         raise ValueError(PHONE_REASON)
+    e164 = _formatted(number)
+    # libphonenumber deems some numbers of 16 digits possible (Germany's); E.164, and Twilio, stop at 15.
+    # And it reads a run of zeros after the country code as "leading zeros", one fewer each time it
+    # formats (+43000001 -> +4300001 -> +430001): an answer that would not read back as itself is
+    # no one's number.
+    if len(e164) > E164_MAX_DIGITS + 1 or _formatted(phonenumbers.parse(e164)) != e164:
+        raise ValueError(PHONE_REASON)
+    return e164
+
+
+def _formatted(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
