@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
-from envoi.channels.mime import build_email, message_id
+from envoi.channels.mime import message_id, render_email
 from envoi.config import Settings
 from envoi.db.types import utcnow
 from envoi.errors import TransientDeliveryError
@@ -30,13 +30,13 @@ class ConsoleEmailChannel:
         self.outbox = Path(settings.outbox_dir)
 
     async def send(self, message: OutgoingEmail) -> SendReceipt:
-        mail = build_email(message, sender=self.sender, reply_to=self.reply_to)
+        mail = render_email(message, sender=self.sender, reply_to=self.reply_to)
         mid = message_id(message.idempotency_key)
         # Time first so `ls` lists them in order; the Message-ID's hash keeps two in one instant apart.
         name = f"{utcnow():%Y%m%dT%H%M%S%fZ}-{mid.strip('<>').split('@')[0][:12]}.eml"
         path = self.outbox / name
         try:
-            await asyncio.to_thread(self._write, path, mail.as_bytes())
+            await asyncio.to_thread(self._write, path, mail)
         except OSError as exc:
             raise TransientDeliveryError(
                 f"Could not write to the outbox: {exc}", channel=self.name, code="OUTBOX"

@@ -15,7 +15,7 @@ import ssl
 import aiosmtplib
 
 from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
-from envoi.channels.mime import build_email, message_id, sender_address
+from envoi.channels.mime import message_id, needs_smtputf8, render_email, sender_address
 from envoi.channels.smtp_pool import SmtpPool
 from envoi.config import Settings, SmtpSecurity
 from envoi.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -114,10 +114,22 @@ class SmtpEmailChannel:
         return client
 
     async def send(self, message: OutgoingEmail) -> SendReceipt:
-        mail = build_email(message, sender=self.sender, reply_to=self.reply_to)
+        try:
+            mail = render_email(message, sender=self.sender, reply_to=self.reply_to)
+        except ValueError as exc:  # a header no server should see: the same at every attempt
+            raise PermanentDeliveryError(
+                f"Message refused: {exc}", channel=self.name, code="MESSAGE"
+            ) from exc
+        recipients = [message.to]
+        smtputf8 = needs_smtputf8(mail) or not (self.envelope_from + message.to).isascii()
 
         async def transmit(client: aiosmtplib.SMTP) -> None:
-            await client.send_message(mail, sender=self.envelope_from, recipients=[message.to])
+            # aiosmtplib raises SMTPNotSupported for SMTPUTF8 on a server without it. The bodies are
+            # 7-bit; 8BITMIME goes along with SMTPUTF8 only, for the headers (RFC 6531).
+            options = ["SMTPUTF8"] if smtputf8 else []
+            if smtputf8 and client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            await client.sendmail(self.envelope_from, recipients, mail, mail_options=options)
 
         try:
             await self.pool.run(transmit)
