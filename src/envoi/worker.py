@@ -125,15 +125,16 @@ class Worker:
         kwargs = s.redis.connection_kwargs(
             connect_timeout_s=s.redis_connect_timeout_s, socket_timeout_s=WORKER_SOCKET_TIMEOUT_S
         )
-        connection: dict[str, Any] | Redis = kwargs
-        if s.redis.sentinels:
-            # A client, not a dict: bullmq's two clients then share its pool. From a dict, each would be a
-            # single-connection client, and redis-py reconnects those to the address they had (the dead
-            # master), never asking the sentinels again; a pooled connection asks them on each connect.
-            connection = new_client(s.redis, decode_responses=True, **kwargs)
-            self._owned_clients.append(connection)
+        # A client with a pool, not a dict of options: from a dict, bullmq makes single-connection
+        # clients, which redis-py runs one command at a time behind a lock, so the `concurrency` jobs
+        # of a worker waited in turn for each other's completion (a third of the process idle on no-op
+        # jobs, the same rate at concurrency 10 as at 200: docs/benchmarks.md). Over a pool each job's
+        # command goes at once on a connection of its own, the blocking wait for jobs on another.
+        # Under Sentinel the pool also matters: redis-py reconnects a single connection to the address
+        # it had (the dead master), where a pooled connection asks the sentinels on each connect.
+        connection = new_client(s.redis, decode_responses=True, **kwargs)
+        self._owned_clients.append(connection)
         options: dict[str, Any] = {
-            # A dict, not a client: bullmq opens two connections from it (one blocks waiting for jobs).
             "connection": connection,
             "prefix": s.redis_prefix,
             "concurrency": self.concurrency,
@@ -159,7 +160,7 @@ class Worker:
         for queue in self.queues:
             worker = bull_worker(queue, self._processor(queue), self.worker_options())
             install_retry(worker.client, f"{queue} worker")
-            if worker.bclient is not worker.client:  # one client for both under Sentinel
+            if worker.bclient is not worker.client:  # one client for both, as worker_options() gives it
                 install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))

