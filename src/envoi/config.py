@@ -92,6 +92,9 @@ MIN_SECRET_LENGTH = 32
 #: A delivery's lease over the worker's lock (`Settings.delivery_lease_s`).
 LEASE_OVER_LOCK = 1.25
 
+#: SQLAlchemy's own pool size, kept for a process running fewer jobs at once (`Settings.database_pool`).
+DEFAULT_DATABASE_POOL = 5
+
 
 class SmtpSecurity(StrEnum):
     NONE = "none"
@@ -366,6 +369,9 @@ class Settings(BaseSettings):
     database_connect_timeout_s: float = Field(5, gt=0)
     #: PostgreSQL: the server cancels a statement running longer; SQLite: how long a write waits on a lock.
     database_statement_timeout_s: float = Field(30, gt=0)
+    #: PostgreSQL: connections each of a process's two pools keeps once opened (10 more at a peak, closed
+    #: after use). Unset: the larger of 5 and WORKER_CONCURRENCY (`database_pool`).
+    database_pool_size: int | None = Field(None, ge=1, le=1000)
 
     # --- email -----------------------------------------------------------------------------------
     #: Unset: Resend when RESEND_API_KEY is set, else SendGrid when SENDGRID_API_KEY is, else SMTP (the
@@ -809,6 +815,12 @@ class Settings(BaseSettings):
     @property
     def redis_connect_timeout_s(self) -> float:
         return self.redis_connect_timeout_ms / 1000
+
+    @property
+    def database_pool(self) -> int:
+        """DATABASE_POOL_SIZE, else enough for every job a worker runs at once to keep its connection:
+        below that, the jobs beyond the pool open and close a connection for each statement."""
+        return self.database_pool_size or max(DEFAULT_DATABASE_POOL, self.worker_concurrency)
 
     @cached_property
     def allowed_hosts(self) -> frozenset[str]:

@@ -105,6 +105,7 @@ class Envoi:
             schema=settings.database_schema,
             connect_timeout_s=settings.database_connect_timeout_s,
             statement_timeout_s=settings.database_statement_timeout_s,
+            pool_size=settings.database_pool,
         )
         self.registry = registry if registry is not None else HandlerRegistry()
         #: Told of every final failure, by the worker and by the inline fallback.

@@ -70,3 +70,39 @@ async def test_a_connection_the_server_ended_is_replaced_before_use(settings: Se
             assert await connection.scalar(text("SELECT pg_backend_pid()")) != pids[0]
     finally:
         await db.dispose()
+
+
+async def _backends_for(db: Database, concurrency: int, rounds: int) -> set[int]:
+    """The PostgreSQL backends that served `rounds` statements from each of `concurrency` tasks, all
+    holding a connection at once in each round (as many jobs sending at once)."""
+    seen: set[int] = set()
+    together = asyncio.Barrier(concurrency)
+
+    async def task() -> None:
+        for _ in range(rounds):
+            async with db.connection(bounded=True) as connection:
+                seen.add(await connection.scalar(text("SELECT pg_backend_pid()")))
+                await together.wait()
+
+    await asyncio.gather(*(task() for _ in range(concurrency)))
+    return seen
+
+
+@pytest.mark.parametrize("concurrency", [12])
+async def test_jobs_running_at_once_keep_their_connections(settings: Settings, concurrency: int) -> None:
+    """A worker's pool holds as many connections as it runs jobs at once (`Settings.database_pool`):
+    12 tasks holding a connection at once, 5 times, are served by 12 backends. With SQLAlchemy's default
+    of 5 the 7 beyond the pool are closed when handed back and opened again for the next statement."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's pool only (a SQLite connection is a file opened)")
+    sized = settings.model_copy(update={"worker_concurrency": concurrency})
+    assert sized.database_pool == concurrency
+    assert settings.model_copy(update={"database_pool_size": 3}).database_pool == 3
+    db = Database(settings.database_url, schema=settings.database_schema, pool_size=sized.database_pool)
+    default = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        assert len(await _backends_for(db, concurrency, rounds=5)) == concurrency
+        assert len(await _backends_for(default, concurrency, rounds=5)) >= 2 * concurrency
+    finally:
+        await db.dispose()
+        await default.dispose()

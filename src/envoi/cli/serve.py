@@ -108,6 +108,9 @@ def worker(
             settings.worker_metrics_port,
         )
 
+    if concurrency is not None:  # what the worker runs at once also sizes its database pool
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+
     async def main() -> None:
         envoi = Envoi(settings)
         try:

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from envoi.config import DEFAULT_DATABASE_POOL
 from envoi.db.types import json_dumps, json_loads
 
 
@@ -145,8 +146,10 @@ class Database:
         echo: bool = False,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+        pool_size: int = DEFAULT_DATABASE_POOL,
     ) -> None:
         self.url = normalize_url(url, asynchronous=True)
+        postgres = self.url.get_backend_name() == "postgresql"
         ensure_sqlite_dir(self.url)
         #: What a bounded session may take in all.
         self.unit_timeout_s = connect_timeout_s + statement_timeout_s + UNIT_SLACK_S
@@ -165,8 +168,11 @@ class Database:
                 self.url, connect_timeout_s=connect_timeout_s, statement_timeout_s=statement_timeout_s
             ),
         }
+        if postgres:
+            # A connection beyond the pool is closed when handed back: a worker running more jobs at
+            # once than the pool holds opened a PostgreSQL backend for each statement of the extra ones.
+            options["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
-        postgres = self.url.get_backend_name() == "postgresql"
         #: For `connection()`: every statement commits on its own (no BEGIN, no COMMIT round trip).
         #: On PostgreSQL its pool pings only a connection whose socket has something to say.
         #: No ROLLBACK on release either (`skip_autocommit_rollback`): there is no transaction to end.
