@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +58,21 @@ def supervisor(settings: Settings, processes: Spawn) -> Spawn:
     return run
 
 
-async def _live_pids(settings: Settings) -> set[int]:
-    """The worker processes of this host whose heartbeat is fresh."""
+LivePids = Callable[[], Awaitable[set[int]]]
+
+
+@pytest.fixture
+async def live_pids(settings: Settings) -> AsyncIterator[LivePids]:
+    """The worker processes of this host whose heartbeat is fresh, read over one client kept for the
+    test: a new connection for each poll (every 20 ms) once timed out connecting under a loaded CI."""
     client = producer_client(settings)
-    try:
+
+    async def read() -> set[int]:
         found = await beats(client, settings.redis_prefix, host=socket.gethostname(), interval_s=HEARTBEAT_S)
-    finally:
-        await client.aclose()
-    return {int(beat.name.rpartition(":")[2]) for beat in found}
+        return {int(beat.name.rpartition(":")[2]) for beat in found}
+
+    yield read
+    await client.aclose()
 
 
 def _gone(pid: int) -> bool:
@@ -101,25 +108,25 @@ def test_a_bad_process_count_is_refused_with_a_message(count: str) -> None:
 
 
 async def test_a_killed_worker_process_is_replaced_and_sigterm_stops_them_all(
-    supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
+    live_pids: LivePids, supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
 ) -> None:
     envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
     proc = supervisor(2)
 
     async def two_workers() -> bool:
-        return len(await _live_pids(settings)) == 2
+        return len(await live_pids()) == 2
 
     await eventually(two_workers, timeout=60, message="two worker processes beating")
-    first = await _live_pids(settings)
+    first = await live_pids()
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
 
     async def replaced() -> bool:
-        return bool(await _live_pids(settings) - first)
+        return bool(await live_pids() - first)
 
     await eventually(replaced, timeout=60, message="a new worker process")
     await eventually(lambda: _gone(victim), timeout=10, message="the killed process reaped")
-    children = (await _live_pids(settings)) - {victim}
+    children = (await live_pids()) - {victim}
     assert len(children) == 2
 
     paths = await _touch_all(envoi, tmp_path, "after-kill", 20)
@@ -136,13 +143,13 @@ async def test_a_killed_worker_process_is_replaced_and_sigterm_stops_them_all(
 
 
 async def test_a_worker_process_that_cannot_stop_in_time_makes_the_supervisor_exit_1(
-    supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
+    live_pids: LivePids, supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
 ) -> None:
     envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
     proc = supervisor(2, WORKER_SHUTDOWN_TIMEOUT_S="1")
 
     async def two_workers() -> bool:
-        return len(await _live_pids(settings)) == 2
+        return len(await live_pids()) == 2
 
     await eventually(two_workers, timeout=60, message="two worker processes beating")
     started = tmp_path / "started"
@@ -186,30 +193,30 @@ def _restart_delays(proc: subprocess.Popen[str], count: int) -> list[str]:
 
 
 async def test_worker_processes_stop_when_the_supervisor_is_killed(
-    supervisor: Spawn, settings: Settings
+    live_pids: LivePids, supervisor: Spawn, settings: Settings
 ) -> None:
     proc = supervisor(2)
 
     async def two_workers() -> bool:
-        return len(await _live_pids(settings)) == 2
+        return len(await live_pids()) == 2
 
     await eventually(two_workers, timeout=60, message="two worker processes beating")
-    children = await _live_pids(settings)
+    children = await live_pids()
     proc.kill()
     await eventually(lambda: all(_gone(pid) for pid in children), timeout=30, message="orphans gone")
 
 
 async def test_a_second_signal_makes_every_worker_process_exit_at_once(
-    supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
+    live_pids: LivePids, supervisor: Spawn, settings: Settings, make_envoi: Any, tmp_path: Path
 ) -> None:
     envoi: Envoi = make_envoi(settings, registry=HandlerRegistry())
     proc = supervisor(2, WORKER_SHUTDOWN_TIMEOUT_S="60")
 
     async def two_workers() -> bool:
-        return len(await _live_pids(settings)) == 2
+        return len(await live_pids()) == 2
 
     await eventually(two_workers, timeout=60, message="two worker processes beating")
-    children = await _live_pids(settings)
+    children = await live_pids()
     started = tmp_path / "started"
     await envoi.queue.enqueue(NOTIFICATIONS_QUEUE, "SLEEP", {"started": str(started), "seconds": 120})
     await eventually(started.exists, timeout=30, message="the long job to start")
