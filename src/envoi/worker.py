@@ -190,7 +190,7 @@ class Worker:
         )
 
     async def _heartbeat(self) -> None:
-        """Beat on the worker's own connection (see `envoi.queue.heartbeat`) until cancelled."""
+        """Beat on the worker's own client (see `envoi.queue.heartbeat`) until cancelled."""
         client = next(iter(self._workers.values())).client
         while True:
             try:

@@ -4,7 +4,8 @@ time of its last beat (`envoi:{prefix}:workers`, laid out with envoi's other key
 
 bullmq's own worker list (`Queue.getWorkers`, read from CLIENT LIST) shows a worker as long as its TCP
 connections are open, which a hung process's still are, and CLIENT LIST may be refused by a managed
-Redis. A beat says more: the worker's event loop runs and its own connection to Redis answers.
+Redis. A beat says more: the worker's event loop runs and its own Redis client (the pool its jobs'
+commands go through) answers.
 `envoi worker --health` reads the beats of workers on its host (the container's probe).
 """
 
