@@ -159,9 +159,7 @@ class Worker:
         bull_worker = worker_class() if self.fetch_next else BullWorker
         for queue in self.queues:
             worker = bull_worker(queue, self._processor(queue), self.worker_options())
-            install_retry(worker.client, f"{queue} worker")
-            if worker.bclient is not worker.client:  # one client for both, as worker_options() gives it
-                install_retry(worker.bclient, f"{queue} worker, waiting for jobs")
+            install_retry(worker.client, f"{queue} worker")  # also its blocking client: the same one
             worker.on("completed", self._on_completed(queue))
             worker.on("failed", self._on_failed(queue))
             worker.on("error", lambda err, *_: log.error("Worker error: %s", err))

@@ -121,7 +121,7 @@ class SmtpEmailChannel:
                 f"Message refused: {exc}", channel=self.name, code="MESSAGE"
             ) from exc
         recipients = [message.to]
-        smtputf8 = needs_smtputf8(mail) or not (self.envelope_from + message.to).isascii()
+        smtputf8 = needs_smtputf8(mail)  # the envelope's two addresses are in From and To
 
         async def transmit(client: aiosmtplib.SMTP) -> None:
             # aiosmtplib raises SMTPNotSupported for SMTPUTF8 on a server without it. The bodies are

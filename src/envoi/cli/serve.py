@@ -108,13 +108,13 @@ def worker(
             settings.worker_metrics_port,
         )
 
-    if concurrency is not None:  # what the worker runs at once also sizes its database pool
+    if concurrency is not None:  # the worker's concurrency, and the size of its database pools
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
 
     async def main() -> None:
         envoi = Envoi(settings)
         try:
-            await Worker(envoi, queues=queues, concurrency=concurrency).run_until_signalled()
+            await Worker(envoi, queues=queues).run_until_signalled()
         finally:
             await envoi.close()
             await shutdown.leave(LEAVE_S)
