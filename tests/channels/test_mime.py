@@ -67,6 +67,9 @@ def _email(**fields: Any) -> OutgoingEmail:
     filename="invitation été.ics",
     content=b"BEGIN:VCALENDAR\r\n",
 )
+@example(  # an ASCII line over 998 characters that str.splitlines would have cut at its form feed
+    subject="s", text="x" * 600 + "\x0c" + "x" * 600, html="h", name="n", filename="f", content=b""
+)
 def test_every_part_reads_back_as_it_was_given(
     subject: str, text: str, html: str, name: str, filename: str, content: bytes
 ) -> None:

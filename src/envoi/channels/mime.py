@@ -153,7 +153,8 @@ def _multipart(subtype: str, *parts: Message) -> Message:
 def _text_part(text: str, subtype: str) -> Message:
     part = Message(_SMTP)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
-    if text.isascii() and all(len(line) <= MAX_LINE for line in text.splitlines()):
+    # Lines as SMTP counts them, ended by CR or LF only (`str.splitlines` also ends one at a form feed).
+    if text.isascii() and max(map(len, _LINE_BREAK.split(text))) <= MAX_LINE:
         part["Content-Transfer-Encoding"] = "7bit"
         part.set_payload(text)
     else:
