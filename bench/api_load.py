@@ -1,6 +1,6 @@
 """`POST /v1/jobs/SEND_EMAIL` on one `envoi api` process under a bounded load: queued (the job goes to
 Redis, the answer is 202 at once) against synchronous (QUEUE_ENABLED=false: the request sends the email
-itself, to an SMTP sink over STARTTLS whose every reply comes after --delay, 50 ms by default).
+itself, to an SMTP sink over STARTTLS behind a network with a --delay round trip, 50 ms by default).
 
     .venv/bin/python bench/http.py [-n 2000] [--concurrency 50] [--delay 0.05] [--redis-url URL]
         [--database-url postgresql://...] [--generator wrk|httpx] [--seconds 10]
@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2000, help="queued requests")
     parser.add_argument("--n-sync", type=int, default=500, help="synchronous requests")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--delay", type=float, default=0.05, help="seconds before each SMTP reply")
+    parser.add_argument(
+        "--delay", type=float, default=0.05, help="the network's round trip to the SMTP sink, seconds"
+    )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument(
         "--generator", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
@@ -127,7 +129,7 @@ def main() -> None:
         results = asyncio.run(main_async(args, redis_url, Path(tmp)))
     print(
         f"POST /v1/jobs/SEND_EMAIL, one API process, {args.concurrency} connections in a closed loop ({args.generator}), "
-        f"SMTP replies after {args.delay * 1000:g} ms, database {'PostgreSQL' if args.database_url else 'SQLite'}"
+        f"SMTP round trip {args.delay * 1000:g} ms, database {'PostgreSQL' if args.database_url else 'SQLite'}"
     )
     base = results[SYNCHRONOUS][0]
     print(f"{'endpoint':40} {'requests/s':>11} {'p99 (ms)':>9} {'x baseline':>10}")

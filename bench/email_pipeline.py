@@ -1,6 +1,6 @@
 """Email end to end: N emails posted to `POST /v1/jobs/SEND_EMAIL` (one `envoi api` process), delivered
-by one `envoi worker` process over STARTTLS to an aiosmtpd sink that holds each reply --delay seconds
-(a network's round trip). One connection per message (SMTP_POOL_MAX_MESSAGES=1, the baseline) against
+by one `envoi worker` process over STARTTLS to an aiosmtpd sink behind a network with a --delay seconds
+round trip (`slow_smtp.py`). One connection per message (SMTP_POOL_MAX_MESSAGES=1, the baseline) against
 kept connections (SMTP_POOL_SIZE = the worker's concurrency), and a bare aiosmtplib client over as many
 kept connections, posting nothing (the ceiling: what the sink accepts with no queue, no API, no ledger);
 between them, envoi's SMTP channel alone (no queue, API or ledger), with one connection per message and
@@ -190,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=20, help="worker concurrency = pool size")
-    parser.add_argument("--delay", type=float, default=0.02, help="seconds before each SMTP reply")
+    parser.add_argument("--delay", type=float, default=0.02, help="the network's round trip, seconds")
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     add_redis_argument(parser)
@@ -198,8 +198,8 @@ def main() -> None:
     with bench_environment(args.redis_url) as (redis_url, _sqlite), tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(main_async(args, redis_url, Path(tmp)))
     print(
-        f"n={args.n} emails, worker concurrency {args.concurrency}, STARTTLS, {args.delay * 1000:g} ms before"
-        f" each SMTP reply, {args.reps} repetition(s), database {'PostgreSQL' if args.database_url else 'SQLite'}"
+        f"n={args.n} emails, worker concurrency {args.concurrency}, STARTTLS, a {args.delay * 1000:g} ms"
+        f" round trip, {args.reps} repetition(s), database {'PostgreSQL' if args.database_url else 'SQLite'}"
     )
     base = statistics.median(rate for rate, _ in results[BASELINE])
     print(f"{'sender':40} {'messages/s':>11} {'p99 (ms)':>9} {'x baseline':>10}")

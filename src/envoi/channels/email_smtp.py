@@ -1,5 +1,6 @@
-"""Email over SMTP (aiosmtplib), over kept connections (`SmtpPool`: SMTP_POOL_SIZE, SMTP_POOL_IDLE_S,
-SMTP_POOL_MAX_MESSAGES), security as SMTP_SECURITY says.
+"""Email over SMTP, over kept connections (`SmtpPool`: SMTP_POOL_SIZE, SMTP_POOL_IDLE_S,
+SMTP_POOL_MAX_MESSAGES), security as SMTP_SECURITY says. aiosmtplib opens each connection; `SmtpSession`
+sends over it, pipelined where the server offers it.
 
 `smtp_error()` is the one place SMTP failures become envoi's errors: a reply code decides (4xx retry,
 5xx dead letter) whether it came at MAIL, RCPT or DATA; no code (timeouts, refused or dropped
@@ -17,6 +18,7 @@ import aiosmtplib
 from envoi.channels.base import ChannelName, OutgoingEmail, SendReceipt
 from envoi.channels.mime import message_id, needs_smtputf8, render_email, sender_address
 from envoi.channels.smtp_pool import SmtpPool
+from envoi.channels.smtp_session import SmtpSession
 from envoi.config import Settings, SmtpSecurity
 from envoi.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from envoi.masking import mask_recipient
@@ -25,15 +27,9 @@ log = logging.getLogger("envoi.channels.email")
 
 
 def smtp_error(exc: Exception) -> DeliveryError:
-    """Map an aiosmtplib (or socket) failure to Transient or Permanent, by reply code."""
+    """Map an SMTP failure (aiosmtplib's exceptions, raised by it or by `SmtpSession`, or a socket's) to
+    Transient or Permanent, by reply code."""
     channel = ChannelName.EMAIL
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        # Raised when every RCPT was refused; each refusal carries its own code. One 4xx among them
-        # means a retry may get through.
-        codes = [refusal.code for refusal in exc.recipients]
-        detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-        code = next((c for c in codes if 400 <= c < 500), codes[0] if codes else None)
-        return _by_code(code, f"Recipient refused: {detail}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         # SMTPSenderRefused (MAIL), SMTPRecipientRefused (RCPT), SMTPDataError (DATA),
         # SMTPAuthenticationError, SMTPHeloError, SMTPConnectResponseError: all carry `.code`.
@@ -90,7 +86,7 @@ class SmtpEmailChannel:
             max_messages=settings.smtp_pool_max_messages,
         )
 
-    async def connect(self) -> aiosmtplib.SMTP:
+    async def connect(self) -> SmtpSession:
         """One connection, greeted, secured and logged in; every command bounded by SMTP_TIMEOUT_S."""
         if self._tls is None and self.security is not SmtpSecurity.NONE:
             # What aiosmtplib builds by default (verified certificate and host name), once.
@@ -108,10 +104,10 @@ class SmtpEmailChannel:
         )
         try:
             await client.connect()
+            return await SmtpSession.adopt(client)
         except BaseException:
             client.close()
             raise
-        return client
 
     async def send(self, message: OutgoingEmail) -> SendReceipt:
         try:
@@ -120,16 +116,15 @@ class SmtpEmailChannel:
             raise PermanentDeliveryError(
                 f"Message refused: {exc}", channel=self.name, code="MESSAGE"
             ) from exc
-        recipients = [message.to]
         smtputf8 = needs_smtputf8(mail)  # the envelope's two addresses are in From and To
 
-        async def transmit(client: aiosmtplib.SMTP) -> None:
-            # aiosmtplib raises SMTPNotSupported for SMTPUTF8 on a server without it. The bodies are
-            # 7-bit; 8BITMIME goes along with SMTPUTF8 only, for the headers (RFC 6531).
+        async def transmit(session: SmtpSession) -> None:
+            # SMTPNotSupported for SMTPUTF8 on a server without it. The bodies are 7-bit; 8BITMIME goes
+            # along with SMTPUTF8 only, for the headers (RFC 6531).
             options = ["SMTPUTF8"] if smtputf8 else []
-            if smtputf8 and client.supports_extension("8bitmime"):
+            if smtputf8 and session.supports("8bitmime"):
                 options.append("BODY=8BITMIME")
-            await client.sendmail(self.envelope_from, recipients, mail, mail_options=options)
+            await session.sendmail(self.envelope_from, message.to, mail, options)
 
         try:
             await self.pool.run(transmit)
