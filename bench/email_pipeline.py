@@ -1,10 +1,10 @@
 """Email end to end: N emails posted to `POST /v1/jobs/SEND_EMAIL` (one `envoi api` process), delivered
 by one `envoi worker` process over STARTTLS to an aiosmtpd sink behind a network with a --delay seconds
 round trip (`slow_smtp.py`). One connection per message (SMTP_POOL_MAX_MESSAGES=1, the baseline) against
-kept connections (SMTP_POOL_SIZE = the worker's concurrency), and a bare aiosmtplib client over as many
-kept connections, posting nothing (the ceiling: what the sink accepts with no queue, no API, no ledger);
-between them, envoi's SMTP channel alone (no queue, API or ledger), with one connection per message and
-pooled: the pool's own ratio, apart from the queue's cost.
+kept connections (SMTP_POOL_SIZE = the worker's concurrency). Then, posting nothing: envoi's SMTP
+channel alone (no queue, API or ledger), with one connection per message and pooled, the pool's own
+ratio apart from the queue's cost; and a bare aiosmtplib client (which does not pipeline), one
+connection per message (`aiosmtplib.send`'s way) and over as many kept connections.
 
     .venv/bin/python bench/email_pipeline.py [-n 400] [--concurrency 20] [--delay 0.02] [--reps 1]
         [--redis-url URL] [--database-url postgresql://...]
@@ -46,6 +46,7 @@ POOLED = "envoi, pooled"
 CHANNEL_BASE = "envoi SMTP channel alone, 1 conn/message"
 CHANNEL = "envoi SMTP channel alone, pooled"
 BARE = "bare aiosmtplib, kept connections"
+BARE_BASE = "bare aiosmtplib, 1 conn/message"
 #: Clients posting at once: enough to keep the queue ahead of the worker.
 POSTERS = 20
 
@@ -68,18 +69,23 @@ async def pipeline(base_url: str, sink: Sink, n: int, timeout: float) -> tuple[f
     return n / (max(accepted.values()) - min(started)), percentile(delays, 0.99)
 
 
-async def bare(sink: Sink, cert: Path, n: int, connections: int) -> tuple[float, float]:
-    """aiosmtplib alone: `connections` kept STARTTLS connections, N messages shared among them."""
+async def bare(sink: Sink, cert: Path, n: int, connections: int, *, reuse: bool) -> tuple[float, float]:
+    """aiosmtplib alone, from `connections` tasks sharing N messages: over kept STARTTLS connections, or
+    (`reuse=False`) a connection per message as `aiosmtplib.send` makes it (QUIT awaited)."""
     context = ssl.create_default_context(cafile=str(cert))
     todo = iter(range(n))
     latencies: list[float] = []
     tag = f"bare{uuid.uuid4().hex[:8]}"
 
-    async def sender() -> None:
-        client = aiosmtplib.SMTP(
+    def connection() -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
             hostname="127.0.0.1", port=sink.port, start_tls=True, tls_context=context, timeout=30
         )
-        await client.connect()
+
+    async def sender() -> None:
+        client = connection()
+        if reuse:
+            await client.connect()
         for i in todo:
             message = EmailMessage()
             message["From"], message["To"], message["Subject"] = (
@@ -89,9 +95,14 @@ async def bare(sink: Sink, cert: Path, n: int, connections: int) -> tuple[float,
             )
             message.set_content("Bonjour")
             begin = time.time()
-            await client.send_message(message)
+            if reuse:
+                await client.send_message(message)
+            else:
+                async with connection() as once:
+                    await once.send_message(message)
             latencies.append(time.time() - begin)
-        await client.quit()
+        if reuse:
+            await client.quit()
 
     begin = time.time()
     await asyncio.gather(*(sender() for _ in range(connections)))
@@ -152,7 +163,7 @@ Results = dict[str, list[tuple[float, float]]]
 
 
 async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> Results:
-    results: Results = {BASELINE: [], POOLED: [], CHANNEL_BASE: [], CHANNEL: [], BARE: []}
+    results: Results = {BASELINE: [], POOLED: [], CHANNEL_BASE: [], CHANNEL: [], BARE_BASE: [], BARE: []}
     timeout = 60 + args.n * args.delay * 12
     cert, key = certificate(folder)
     async with database(args.database_url, folder) as db:
@@ -166,10 +177,11 @@ async def main_async(args: argparse.Namespace, redis_url: str, folder: Path) -> 
             }
             with envoi_api(env, folder / "api.log") as base_url:
                 for rep in range(args.reps):
-                    order = [BASELINE, POOLED, CHANNEL_BASE, CHANNEL, BARE]
+                    order = [BASELINE, POOLED, CHANNEL_BASE, CHANNEL, BARE_BASE, BARE]
                     for kind in order if rep % 2 == 0 else reversed(order):
-                        if kind == BARE:
-                            results[kind].append(await bare(sink, cert, args.n, args.concurrency))
+                        if kind in (BARE, BARE_BASE):
+                            sent = await bare(sink, cert, args.n, args.concurrency, reuse=kind == BARE)
+                            results[kind].append(sent)
                             continue
                         if kind in (CHANNEL, CHANNEL_BASE):
                             per = 1 if kind == CHANNEL_BASE else 1000
@@ -209,6 +221,7 @@ def main() -> None:
         print(f"{name:40} {rate:11.0f} {p99 * 1000:9.0f} {rate / base:10.2f}")
     rate = {kind: statistics.median(r for r, _ in values) for kind, values in results.items()}
     print(f"envoi pooled / bare aiosmtplib: {rate[POOLED] / rate[BARE]:.2f}")
+    print(f"envoi pooled / bare aiosmtplib, 1 conn/message: {rate[POOLED] / rate[BARE_BASE]:.2f}")
     print(f"channel alone: pooled / 1 conn per message: {rate[CHANNEL] / rate[CHANNEL_BASE]:.2f}")
     print(f"channel alone, pooled / bare aiosmtplib: {rate[CHANNEL] / rate[BARE]:.2f}")
 
