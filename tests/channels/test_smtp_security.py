@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from envoi.channels.base import OutgoingEmail
+from envoi.channels.email_smtp import SmtpEmailChannel
 from envoi.embedded_redis import free_port
 from envoi.errors import DeliveryError
 from envoi.queue.names import JobName
@@ -44,17 +47,33 @@ def _server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
+USER, PASSWORD = "envoi", "s3cret"
+
+
+def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    return AuthResult(success=auth_data == LoginPassword(USER.encode(), PASSWORD.encode()))
+
+
 @pytest.fixture
 def tls_sink(certificate: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    """An SMTP sink speaking `request.param`: "starttls" (required) or "ssl" (implicit TLS)."""
+    """An SMTP sink speaking `request.param`: "starttls" (required) or "ssl" (implicit TLS); a param
+    ending in "+auth" also requires AUTH (LOGIN or PLAIN) as `USER` and `PASSWORD`."""
     sink = SmtpSink()
     sink.port = free_port()
     server_context = _server_context(certificate)
+    mode, _, auth = request.param.partition("+")
     options: dict[str, Any] = (
         {"tls_context": server_context, "require_starttls": True}
-        if request.param == "starttls"
+        if mode == "starttls"
         else {"ssl_context": server_context}
     )
+    if auth:
+        # Implicit TLS is TLS all along: aiosmtpd, seeing no STARTTLS, would otherwise hide AUTH.
+        options |= {
+            "authenticator": _authenticate,
+            "auth_required": True,
+            "auth_require_tls": mode == "starttls",
+        }
     controller = Controller(sink, hostname=sink.host, port=sink.port, **options)
     controller.start()
     try:
@@ -72,6 +91,26 @@ async def test_tls_modes_deliver(
     result = await envoi.registry.run(context(JobName.SEND_EMAIL, email_data()))
     assert result["status"] == "sent"
     assert len(tls_sink.messages) == 1
+
+
+@pytest.mark.parametrize("tls_sink", ["starttls+auth", "ssl+auth"], indirect=True)
+async def test_messages_after_tls_and_auth_share_one_pipelined_connection(
+    tls_sink: SmtpSink, make_delivery_settings: Any, request: Any
+) -> None:
+    # aiosmtplib secures the connection and logs in, then SmtpSession takes its transport over: every
+    # message after the first goes over the same TLS session, with the envelope pipelined.
+    mode = request.node.callspec.params["tls_sink"].partition("+")[0]
+    settings = make_delivery_settings(
+        smtp_port=tls_sink.port, smtp_security=mode, smtp_username=USER, smtp_password=PASSWORD
+    )
+    smtp = SmtpEmailChannel(settings)
+    for i in range(3):
+        await smtp.send(
+            OutgoingEmail(to=f"user{i}@example.com", subject=f"n{i}", html="<p>x</p>", text="x", idempotency_key=f"k{i}")
+        )  # fmt: skip
+    assert smtp.pool.opened == 1
+    await smtp.aclose()
+    assert [m.message["Subject"] for m in tls_sink.messages] == ["n0", "n1", "n2"]
 
 
 @pytest.mark.parametrize("tls_sink", ["starttls"], indirect=True)
