@@ -217,6 +217,19 @@ async def test_a_server_closing_after_refusing_mail_reports_the_refusal(serve: A
     assert server.bodies == []
 
 
+async def test_a_421_sent_while_idle_sends_the_next_message_over_a_new_connection(
+    serve: Any, channel: Any
+) -> None:
+    # The server says 421 right after its 250 and keeps the connection open: the next envelope's first
+    # reply is that 421, not a 250 for MAIL, so the message goes once more over a new connection.
+    server = _Server(pipelining=True, end_reply=b"250 OK\r\n421 4.4.2 Idle too long\r\n")
+    smtp = channel(smtp_port=await serve(server))
+    await smtp.send(_email(1))
+    await smtp.send(_email(2))
+    assert smtp.pool.opened == 2
+    assert len(server.bodies) == 2
+
+
 async def test_a_refusal_at_the_end_of_the_message_fails_it(serve: Any, channel: Any) -> None:
     server = _Server(pipelining=True, end_reply=b"552-Too big\r\n552 5.3.4 Over quota\r\n")
     smtp = channel(smtp_port=await serve(server))
@@ -307,7 +320,11 @@ def test_replies_are_read_whole_and_in_order_however_the_bytes_arrive(
 
 @pytest.mark.parametrize(
     ("garbage", "words"),
-    [(b"hello there\r\n", "Malformed SMTP reply"), (b"250-" + b"x" * 70_000, "SMTP reply too long")],
+    [
+        (b"hello there\r\n", "Malformed SMTP reply"),
+        (b"250-" + b"x" * 70_000, "SMTP reply too long"),
+        (b"250 OK\r\n" * 100_000, "replies nobody asked for"),  # a server flooding an idle connection
+    ],
 )
 async def test_a_garbled_reply_fails_the_read_and_closes_the_connection(garbage: bytes, words: str) -> None:
     session, theirs = await _session_on_a_socket()

@@ -25,6 +25,9 @@ from aiosmtplib.email import quote_address
 
 #: A reply longer than this is refused (aiosmtplib's limit): a server gone wrong, not a slow one.
 MAX_REPLY_BYTES = 64 * 1024
+#: More replies waiting than commands a transaction sends (3) plus a few unasked ones (a 421 sent
+#: while idle): a server talking on its own, whose replies would otherwise pile up in memory.
+MAX_WAITING_REPLIES = 8
 _PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
 #: The error a command's unexpected reply becomes.
 _Refusal = Callable[[aiosmtplib.SMTPResponse], aiosmtplib.SMTPResponseException]
@@ -128,7 +131,13 @@ class SmtpSession(asyncio.Protocol):
         try:
             while (reply := self._parse()) is not None:
                 self._replies.append(reply)
-        except aiosmtplib.SMTPResponseException as exc:
+                if len(self._replies) > MAX_WAITING_REPLIES:
+                    raise aiosmtplib.SMTPResponseException(-1, "SMTP server sent replies nobody asked for")
+        except (
+            aiosmtplib.SMTPResponseException
+        ) as exc:  # the server broke the protocol: nothing it said counts
+            self._replies.clear()
+            self._buffer.clear()
             self._fail(exc)
             self._transport.abort()
         self._arrived.set()
