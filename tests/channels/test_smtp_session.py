@@ -274,6 +274,74 @@ async def test_an_address_cannot_add_a_parameter_or_a_command(serve: Any, channe
         assert re.fullmatch(rb"RCPT TO:<[^ <>]*>", envelope[1])
 
 
+class _StallsAtData(asyncio.Protocol):
+    """Offers PIPELINING, accepts the envelope, answers 354, then reads nothing until `resume()`: a
+    server that stopped reading (a tarpit, a hung MTA), then reads everything left."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.in_data = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 stub ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_data:
+            self.received += data
+            return
+        for line in data.split(b"\r\n"):
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.transport.write(b"250-stub\r\n250 PIPELINING\r\n")
+            elif verb in (b"MAIL", b"RCPT"):
+                self.transport.write(b"250 OK\r\n")
+            elif verb == b"DATA":
+                self.transport.write(b"354 Go ahead\r\n")
+                self.in_data = True
+                self.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone.set_result(None)
+
+
+async def test_a_body_cut_short_by_a_timeout_is_not_finished_behind_the_senders_back() -> None:
+    # The send fails (and its job will be retried): a server reading again later must not find a
+    # whole message, ended by its ".", in what the client had buffered, or the retry sends it twice.
+    server = _StallsAtData()
+    listening = await asyncio.get_running_loop().create_server(lambda: server, "127.0.0.1", 0)
+    client = aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=listening.sockets[0].getsockname()[1], timeout=0.5, start_tls=False
+    )
+    await client.connect()
+    session = await SmtpSession.adopt(client)
+    body = (b"x" * 76 + b"\r\n") * (24 * 1024 * 1024 // 78)  # more than the kernel's buffers hold
+    with pytest.raises(aiosmtplib.SMTPReadTimeoutError):
+        await session.sendmail("a@example.com", "b@example.com", body, [])
+    assert not session.is_connected
+    server.resume()
+    await server.gone
+    assert len(server.received) < len(body) and not server.received.endswith(b"\r\n.\r\n")
+    listening.close()
+
+
+async def test_a_reply_arriving_line_by_line_is_read_whole() -> None:
+    # Each line goes in on its own, as from a server writing one line per segment: the parser goes on
+    # from where it stopped (it read the whole buffer again at each line: 19 s of CPU for this one).
+    session, theirs = await _session_on_a_socket()
+    for line in [b"250-x\r\n"] * 9000 + [b"250 end\r\n"]:
+        session.data_received(line)
+    reply = await session.read_reply()
+    assert reply.code == 250 and reply.message == "\n".join(["x"] * 9000 + ["end"])
+    session.close()
+    theirs.close()
+
+
 async def _session_on_a_socket() -> tuple[SmtpSession, socket.socket]:
     """A session over a real socket pair: the test writes the server's side by hand."""
     ours, theirs = socket.socketpair()

@@ -44,6 +44,9 @@ class SmtpSession(asyncio.Protocol):
         self._replies: deque[aiosmtplib.SMTPResponse] = deque()
         self._arrived: asyncio.Event = asyncio.Event()
         self._lost: Exception | None = None
+        #: The reply being read: its lines so far, and where the next line starts in `_buffer`.
+        self._lines: list[bytes] = []
+        self._scanned = 0
 
     @classmethod
     async def adopt(cls, client: aiosmtplib.SMTP) -> SmtpSession:
@@ -123,7 +126,9 @@ class SmtpSession(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
-        self._transport.close()
+        # abort(), not close(): close() keeps the socket open until the server has read what is still
+        # buffered (a body it may never read), and would finish a failed message behind our back.
+        self._transport.abort()
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -138,6 +143,7 @@ class SmtpSession(asyncio.Protocol):
         ) as exc:  # the server broke the protocol: nothing it said counts
             self._replies.clear()
             self._buffer.clear()
+            self._lines, self._scanned = [], 0
             self._fail(exc)
             self._transport.abort()
         self._arrived.set()
@@ -179,17 +185,16 @@ class SmtpSession(asyncio.Protocol):
 
     def _parse(self) -> aiosmtplib.SMTPResponse | None:
         """The first complete reply in the buffer (its lines joined), taken out of it; None if there is
-        none yet."""
-        lines: list[bytes] = []
-        offset = 0
-        while (end := self._buffer.find(b"\n", offset)) != -1:
-            line = bytes(self._buffer[offset : end + 1])
-            offset = end + 1
+        none yet. Lines already read are not read again: a reply arriving line by line costs its length."""
+        while (end := self._buffer.find(b"\n", self._scanned)) != -1:
+            line = bytes(self._buffer[self._scanned : end + 1])
+            self._scanned = end + 1
             if not line[:3].isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n"):
                 raise aiosmtplib.SMTPResponseException(-1, f"Malformed SMTP reply: {line[:80]!r}")
-            lines.append(line[4:].strip(b" \t\r\n"))
+            self._lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
-                del self._buffer[:offset]
+                del self._buffer[: self._scanned]
+                lines, self._lines, self._scanned = self._lines, [], 0
                 text = b"\n".join(lines).decode("utf-8", "surrogateescape")
                 return aiosmtplib.SMTPResponse(int(line[:3]), text)
         if len(self._buffer) > MAX_REPLY_BYTES:
