@@ -157,10 +157,11 @@ async def test_envoi_works_from_its_own_schema_and_leaves_the_originals_tables_a
     await eventually(lambda: smtp_sink.messages, timeout=20, message="the email")
     await eventually(lambda: count(url, "envoi.notifications") == 1, timeout=20, message="the in-app row")
     await eventually(lambda: count(url, "envoi.failed_jobs") == 1, timeout=20, message="the dead letter")
+    # The SMS's ledger row is written when it is claimed, before Twilio answers: wait for the SMS itself.
+    await eventually(lambda: len(twilio_server.messages) == 1, timeout=20, message="the SMS")
     await eventually(
         lambda: count(url, "envoi.message_deliveries") == 2, timeout=20, message="the ledger rows"
     )
-    assert len(twilio_server.messages) == 1
     assert count(url, 'public."Notification"') == 0
     assert count(url, "public.message_deliveries") == 0
     assert original_rows(url) == before
