@@ -126,8 +126,10 @@ class SmtpSession(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
-        # abort(), not close(): close() keeps the socket open until the server has read what is still
-        # buffered (a body it may never read), and would finish a failed message behind our back.
+        # abort(), not close(): close() keeps the socket open until the server has read everything the
+        # transport still buffers, and would finish a body the server stopped reading, ending "."
+        # included: a message this send reports failed, sent again at the retry. abort() drops it (what
+        # the kernel holds already still goes: when no 250 came, no client can know).
         self._transport.abort()
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -138,9 +140,8 @@ class SmtpSession(asyncio.Protocol):
                 self._replies.append(reply)
                 if len(self._replies) > MAX_WAITING_REPLIES:
                     raise aiosmtplib.SMTPResponseException(-1, "SMTP server sent replies nobody asked for")
-        except (
-            aiosmtplib.SMTPResponseException
-        ) as exc:  # the server broke the protocol: nothing it said counts
+        except aiosmtplib.SMTPResponseException as exc:
+            # The server broke the protocol: nothing it said counts.
             self._replies.clear()
             self._buffer.clear()
             self._lines, self._scanned = [], 0
